@@ -1,0 +1,1 @@
+//! Hidden Markov model (issue 3).
