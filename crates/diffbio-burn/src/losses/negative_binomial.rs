@@ -327,3 +327,103 @@ fn d_theta<B: Backend>(
 
     direct.mask_where(large, rearranged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn t2(v: [[f32; 2]; 2]) -> Tensor<B, 2> {
+        Tensor::from_floats(v, &Default::default())
+    }
+
+    fn t1(v: [f32; 2]) -> Tensor<B, 1> {
+        Tensor::from_floats(v, &Default::default())
+    }
+
+    fn nll(counts: [[f32; 2]; 2], mu: [[f32; 2]; 2], theta: [f32; 2], validate: bool) -> f32 {
+        NegativeBinomialLossConfig::new()
+            .with_validate(validate)
+            .init()
+            .forward(t2(counts), t2(mu), t1(theta), Reduction::Sum)
+            .into_scalar()
+    }
+
+    const OK: [[f32; 2]; 2] = [[1.0, 2.0], [0.0, 4.0]];
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: eps must be a positive")]
+    fn zero_eps_is_rejected_at_init() {
+        NegativeBinomialLossConfig::new().with_eps(0.0).init();
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: shape of `counts` [2, 2] does not match shape of `mu` [2, 3]")]
+    fn mu_shape_mismatch_panics() {
+        let mu = Tensor::<B, 2>::ones([2, 3], &Default::default());
+        NegativeBinomialLossConfig::new()
+            .init()
+            .forward_no_reduction(t2(OK), mu, t1([1.0, 1.0]));
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: `theta` has shape [3]")]
+    fn theta_shape_mismatch_panics() {
+        let theta = Tensor::<B, 1>::ones([3], &Default::default());
+        NegativeBinomialLossConfig::new()
+            .init()
+            .forward_no_reduction(t2(OK), t2(OK), theta);
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found -1 at flat index 3")]
+    fn negative_count_panics() {
+        nll([[1.0, 2.0], [0.0, -1.0]], OK, [1.0, 1.0], true);
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found NaN")]
+    fn nan_count_panics() {
+        nll([[1.0, f32::NAN], [0.0, 1.0]], OK, [1.0, 1.0], true);
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: `mu` must be finite and non-negative; found -0.5 at flat index 0")]
+    fn negative_mu_panics() {
+        nll(OK, [[-0.5, 2.0], [1.0, 4.0]], [1.0, 1.0], true);
+    }
+
+    #[test]
+    #[should_panic(expected = "NegativeBinomialLoss: `theta` must be finite and positive; found 0 at flat index 1")]
+    fn zero_theta_panics() {
+        nll(OK, OK, [1.0, 0.0], true);
+    }
+
+    #[test]
+    fn validation_can_be_switched_off() {
+        // A negative count is out of the domain: with validation off the caller gets
+        // whatever the formula gives, without a panic.
+        let _ = nll([[1.0, 2.0], [0.0, -1.0]], OK, [1.0, 1.0], false);
+    }
+
+    #[test]
+    fn full_theta_equals_broadcast_per_gene_theta() {
+        let loss = NegativeBinomialLossConfig::new().init();
+        let per_gene = loss.forward_no_reduction(t2(OK), t2(OK), t1([0.5, 3.0]));
+        let full = loss.forward_no_reduction(t2(OK), t2(OK), t2([[0.5, 3.0], [0.5, 3.0]]));
+        per_gene.into_data().assert_eq(&full.into_data(), true);
+    }
+
+    #[test]
+    fn reductions_relate_as_documented() {
+        let loss = NegativeBinomialLossConfig::new().init();
+        let run = |r| {
+            loss.forward(t2(OK), t2(OK), t1([0.5, 3.0]), r)
+                .into_scalar()
+        };
+        let (sum, mean, batch_mean) = (run(Reduction::Sum), run(Reduction::Mean), run(Reduction::BatchMean));
+        assert!((sum / 4.0 - mean).abs() < 1e-6 && (sum / 2.0 - batch_mean).abs() < 1e-6);
+    }
+}

@@ -172,3 +172,70 @@ impl ZinbLoss {
         with_grad(nll, pi_logits, d_logits.neg())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::negative_binomial::NegativeBinomialLossConfig;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn t2(v: [[f32; 2]; 1]) -> Tensor<B, 2> {
+        Tensor::from_floats(v, &Default::default())
+    }
+
+    fn theta() -> Tensor<B, 1> {
+        Tensor::from_floats([2.0, 0.5], &Default::default())
+    }
+
+    #[test]
+    #[should_panic(expected = "ZinbLoss: shape of `counts` [1, 2] does not match shape of `pi_logits` [2, 1]")]
+    fn pi_logits_shape_mismatch_panics() {
+        let logits = Tensor::<B, 2>::zeros([2, 1], &Default::default());
+        ZinbLossConfig::new()
+            .init()
+            .forward_no_reduction(t2([[0.0, 1.0]]), t2([[1.0, 1.0]]), theta(), logits);
+    }
+
+    #[test]
+    #[should_panic(expected = "ZinbLoss: `pi_logits` must be finite; found inf at flat index 1")]
+    fn infinite_logit_panics() {
+        ZinbLossConfig::new().init().forward_no_reduction(
+            t2([[0.0, 1.0]]),
+            t2([[1.0, 1.0]]),
+            theta(),
+            t2([[0.0, f32::INFINITY]]),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "ZinbLoss: `theta` must be finite and positive; found -2")]
+    fn negative_theta_panics() {
+        let theta = Tensor::<B, 1>::from_floats([-2.0, 1.0], &Default::default());
+        ZinbLossConfig::new().init().forward_no_reduction(
+            t2([[0.0, 1.0]]),
+            t2([[1.0, 1.0]]),
+            theta,
+            t2([[0.0, 0.0]]),
+        );
+    }
+
+    #[test]
+    fn very_negative_logits_recover_the_nb_likelihood() {
+        // pi -> 0: ZINB -> NB, also at zero counts (hard split, no soft-mask weight).
+        let counts = t2([[0.0, 3.0]]);
+        let mu = t2([[1.5, 2.0]]);
+        let zinb = ZinbLossConfig::new().init().forward_no_reduction(
+            counts.clone(),
+            mu.clone(),
+            theta(),
+            t2([[-40.0, -40.0]]),
+        );
+        let nb = NegativeBinomialLossConfig::new()
+            .init()
+            .forward_no_reduction(counts, mu, theta());
+        zinb.into_data()
+            .assert_approx_eq::<f32>(&nb.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+    }
+}
