@@ -25,3 +25,8 @@ pub mod special;
 pub(crate) mod validate;
 
 pub use burn::nn::loss::Reduction;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
