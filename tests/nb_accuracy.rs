@@ -15,12 +15,11 @@ const EPS: f64 = 1e-8;
 /// Textbook NB log-probability in float64, with `mu + eps` as DiffBio.
 fn oracle(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let m = mu + EPS;
-    let lp = ln_gamma(x + theta) - ln_gamma(theta) - ln_gamma(x + 1.0)
-        - theta * (m / theta).ln_1p()
-        + x * (m.ln() - (theta + m).ln());
+    let lp =
+        ln_gamma(x + theta) - ln_gamma(theta) - ln_gamma(x + 1.0) - theta * (m / theta).ln_1p()
+            + x * (m.ln() - (theta + m).ln());
     let d_mu = theta * (x - m) / (m * (theta + m));
-    let d_theta =
-        digamma(x + theta) - digamma(theta) - (m / theta).ln_1p() + (m - x) / (theta + m);
+    let d_theta = digamma(x + theta) - digamma(theta) - (m / theta).ln_1p() + (m - x) / (theta + m);
     (lp, d_mu, d_theta)
 }
 
@@ -76,19 +75,34 @@ fn nb_f32_matches_float64_truth_up_to_1e5() {
         // (e.g. `mu + 1e-8 == mu` in float32), not a defect of the formula.
         let (xf, mf, tf) = (x as f64, m as f64 + EPS, t as f64);
         let mu_scale = xf / mf + (tf + xf) / (tf + mf);
-        let th_scale = (digamma(xf + tf) - digamma(tf)).abs() + (mf / tf).ln_1p() + (mf - xf).abs() / (tf + mf);
+        let th_scale = (digamma(xf + tf) - digamma(tf)).abs()
+            + (mf / tf).ln_1p()
+            + (mf - xf).abs() / (tf + mf);
         let mu_err = (-g_mu[i] as f64 - d_mu).abs() / (d_mu.abs() + 1e-3 * mu_scale);
         let th_err = (-g_theta[i] as f64 - d_theta).abs() / (d_theta.abs() + 1e-3 * th_scale);
         worst_value = worst_value.max(value_err);
         worst_mu = worst_mu.max(mu_err);
         worst_theta = worst_theta.max(th_err);
-        if !nll[i].is_finite() || !g_mu[i].is_finite() || !g_theta[i].is_finite() || value_err > 1e-4 || mu_err > 1e-3 || th_err > 1e-3 {
+        if !nll[i].is_finite()
+            || !g_mu[i].is_finite()
+            || !g_theta[i].is_finite()
+            || value_err > 1e-4
+            || mu_err > 1e-3
+            || th_err > 1e-3
+        {
             failures.push(format!(
                 "x={x} mu={m} theta={t}: nll {} vs {} (rel {value_err:.1e}); dmu {} vs {} ({mu_err:.1e}); dtheta {} vs {} ({th_err:.1e})",
                 nll[i], -lp, g_mu[i], -d_mu, g_theta[i], -d_theta
             ));
         }
     }
-    println!("NB f32 vs f64 over {n} cases: max rel err value {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dtheta {worst_theta:.2e}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "NB f32 vs f64 over {n} cases: max rel err value {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dtheta {worst_theta:.2e}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

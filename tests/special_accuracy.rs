@@ -66,7 +66,10 @@ fn lgamma_and_digamma_meet_the_f32_accuracy_target() {
     );
     assert!(e_lg <= 2e-6, "lgamma error {e_lg:e} at x = {at_lg}");
     assert!(e_dg <= 2e-6, "digamma error {e_dg:e} at x = {at_dg}");
-    assert!(e_grad <= 2e-6, "lgamma gradient error {e_grad:e} at x = {at_grad}");
+    assert!(
+        e_grad <= 2e-6,
+        "lgamma gradient error {e_grad:e} at x = {at_grad}"
+    );
 }
 
 #[test]

@@ -29,7 +29,10 @@ fn counts(rng: &mut StdRng) -> Vec<f32> {
         .map(|_| match rng.random_range(0..4) {
             0 => 0.0,
             1 => rng.random_range(0..10) as f32,
-            _ => rng.random_range(0f64..6.0).exp().round() as f32 * 10f32.powi(rng.random_range(0..4)),
+            _ => {
+                rng.random_range(0f64..6.0).exp().round() as f32
+                    * 10f32.powi(rng.random_range(0..4))
+            }
         })
         .map(|c: f32| c.min(1e6))
         .collect();
@@ -51,8 +54,16 @@ fn tensor<B: Backend>(v: Vec<f32>) -> Tensor<B, 2> {
 
 fn assert_finite<B: Backend, const D: usize>(what: &str, t: Tensor<B, D>) {
     let v: Vec<f32> = t.into_data().to_vec().unwrap();
-    let bad: Vec<_> = v.iter().enumerate().filter(|(_, x)| !x.is_finite()).take(5).collect();
-    assert!(bad.is_empty(), "{what}: non-finite values at (index, value) {bad:?}");
+    let bad: Vec<_> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.is_finite())
+        .take(5)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: non-finite values at (index, value) {bad:?}"
+    );
 }
 
 #[test]

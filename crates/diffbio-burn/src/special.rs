@@ -129,7 +129,13 @@ fn digamma_asymptotic<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 
     let series = r2.clone()
         * horner(
             r2,
-            &[1.0 / 12.0, -1.0 / 120.0, 1.0 / 252.0, -1.0 / 240.0, 1.0 / 132.0],
+            &[
+                1.0 / 12.0,
+                -1.0 / 120.0,
+                1.0 / 252.0,
+                -1.0 / 240.0,
+                1.0 / 132.0,
+            ],
         );
     x.log() - r * 0.5 - series
 }
@@ -257,7 +263,13 @@ pub(crate) fn digamma_remainder<B: Backend, const D: usize>(z: Tensor<B, D>) -> 
     r2.clone()
         * horner(
             r2,
-            &[-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0],
+            &[
+                -1.0 / 12.0,
+                1.0 / 120.0,
+                -1.0 / 252.0,
+                1.0 / 240.0,
+                -1.0 / 132.0,
+            ],
         )
 }
 
@@ -279,11 +291,16 @@ mod tests {
 
     #[test]
     fn log1p_minus_matches_on_both_sides_of_the_switch() {
-        let xs = [-0.5, -0.1000001, -0.0999999, -1e-4, 0.0, 1e-6, 0.05, 0.0999999, 0.1, 3.0];
+        let xs = [
+            -0.5, -0.1000001, -0.0999999, -1e-4, 0.0, 1e-6, 0.05, 0.0999999, 0.1, 3.0,
+        ];
         let got = eval(log1p_minus, &xs);
         for (x, g) in xs.iter().zip(got) {
             let want = x.ln_1p() - x;
-            assert!((g - want).abs() <= 1e-15 + 1e-9 * want.abs(), "{x}: {g} vs {want}");
+            assert!(
+                (g - want).abs() <= 1e-15 + 1e-9 * want.abs(),
+                "{x}: {g} vs {want}"
+            );
         }
     }
 
@@ -293,7 +310,11 @@ mod tests {
         let got = eval(stirling_remainder, &xs);
         for (x, g) in xs.iter().zip(got) {
             let want = statrs::function::gamma::ln_gamma(*x) - (x - 0.5) * x.ln() + x - HALF_LN_2PI;
-            let tol = if *x > 1e5 { 1e-9 } else { 1e-9 * (1.0 + want.abs()) };
+            let tol = if *x > 1e5 {
+                1e-9
+            } else {
+                1e-9 * (1.0 + want.abs())
+            };
             assert!((g - want).abs() <= tol, "{x}: {g} vs {want}");
         }
     }
@@ -307,7 +328,10 @@ mod tests {
         let g: Vec<f64> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
         for (x, g) in xs.iter().zip(g) {
             let want = statrs::function::gamma::digamma(*x);
-            assert!((g - want).abs() <= 1e-9 * (1.0 + want.abs()), "{x}: {g} vs {want}");
+            assert!(
+                (g - want).abs() <= 1e-9 * (1.0 + want.abs()),
+                "{x}: {g} vs {want}"
+            );
         }
     }
 
@@ -329,7 +353,13 @@ mod tests {
     #[test]
     fn softplus_is_stable_at_extremes() {
         let got = eval(softplus, &[-100.0, -1.0, 0.0, 1.0, 100.0]);
-        let want = [(-100f64).exp(), 0.31326168751822286, 2f64.ln(), 1.3132616875182228, 100.0];
+        let want = [
+            (-100f64).exp(),
+            0.31326168751822286,
+            2f64.ln(),
+            1.3132616875182228,
+            100.0,
+        ];
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() <= 1e-15 * (1.0 + w.abs()), "{g} vs {w}");
         }

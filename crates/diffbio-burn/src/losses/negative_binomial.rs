@@ -308,9 +308,9 @@ fn d_theta<B: Backend>(
 
     // theta < 8: ψ(x+θ) - ψ(θ) - log1p(μ/θ) + (μ - x)/(θ + μ).
     let ts = theta.clone().clamp_max(DIGAMMA_SERIES_FROM);
-    let direct = digamma(x.clone() + ts.clone()) - digamma(ts.clone())
-        - (mu.clone() / ts.clone()).log1p()
-        + (mu.clone() - x.clone()) / (ts + mu.clone());
+    let direct =
+        digamma(x.clone() + ts.clone()) - digamma(ts.clone()) - (mu.clone() / ts.clone()).log1p()
+            + (mu.clone() - x.clone()) / (ts + mu.clone());
 
     // theta >= 8: log1p(r) - r + x/(2θ(θ+x)) + [c(θ+x) - c(θ)], r = (x - μ)/(θ + μ).
     let tl = theta.clamp_min(DIGAMMA_SERIES_FROM);
@@ -360,7 +360,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "NegativeBinomialLoss: shape of `counts` [2, 2] does not match shape of `mu` [2, 3]")]
+    #[should_panic(
+        expected = "NegativeBinomialLoss: shape of `counts` [2, 2] does not match shape of `mu` [2, 3]"
+    )]
     fn mu_shape_mismatch_panics() {
         let mu = Tensor::<B, 2>::ones([2, 3], &Default::default());
         NegativeBinomialLossConfig::new()
@@ -378,25 +380,33 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found -1 at flat index 3")]
+    #[should_panic(
+        expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found -1 at flat index 3"
+    )]
     fn negative_count_panics() {
         nll([[1.0, 2.0], [0.0, -1.0]], OK, [1.0, 1.0], true);
     }
 
     #[test]
-    #[should_panic(expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found NaN")]
+    #[should_panic(
+        expected = "NegativeBinomialLoss: `counts` must be finite and non-negative; found NaN"
+    )]
     fn nan_count_panics() {
         nll([[1.0, f32::NAN], [0.0, 1.0]], OK, [1.0, 1.0], true);
     }
 
     #[test]
-    #[should_panic(expected = "NegativeBinomialLoss: `mu` must be finite and non-negative; found -0.5 at flat index 0")]
+    #[should_panic(
+        expected = "NegativeBinomialLoss: `mu` must be finite and non-negative; found -0.5 at flat index 0"
+    )]
     fn negative_mu_panics() {
         nll(OK, [[-0.5, 2.0], [1.0, 4.0]], [1.0, 1.0], true);
     }
 
     #[test]
-    #[should_panic(expected = "NegativeBinomialLoss: `theta` must be finite and positive; found 0 at flat index 1")]
+    #[should_panic(
+        expected = "NegativeBinomialLoss: `theta` must be finite and positive; found 0 at flat index 1"
+    )]
     fn zero_theta_panics() {
         nll(OK, OK, [1.0, 0.0], true);
     }
@@ -423,7 +433,11 @@ mod tests {
             loss.forward(t2(OK), t2(OK), t1([0.5, 3.0]), r)
                 .into_scalar()
         };
-        let (sum, mean, batch_mean) = (run(Reduction::Sum), run(Reduction::Mean), run(Reduction::BatchMean));
+        let (sum, mean, batch_mean) = (
+            run(Reduction::Sum),
+            run(Reduction::Mean),
+            run(Reduction::BatchMean),
+        );
         assert!((sum / 4.0 - mean).abs() < 1e-6 && (sum / 2.0 - batch_mean).abs() < 1e-6);
     }
 }

@@ -190,12 +190,17 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "ZinbLoss: shape of `counts` [1, 2] does not match shape of `pi_logits` [2, 1]")]
+    #[should_panic(
+        expected = "ZinbLoss: shape of `counts` [1, 2] does not match shape of `pi_logits` [2, 1]"
+    )]
     fn pi_logits_shape_mismatch_panics() {
         let logits = Tensor::<B, 2>::zeros([2, 1], &Default::default());
-        ZinbLossConfig::new()
-            .init()
-            .forward_no_reduction(t2([[0.0, 1.0]]), t2([[1.0, 1.0]]), theta(), logits);
+        ZinbLossConfig::new().init().forward_no_reduction(
+            t2([[0.0, 1.0]]),
+            t2([[1.0, 1.0]]),
+            theta(),
+            logits,
+        );
     }
 
     #[test]
