@@ -4,7 +4,7 @@
 //! boolean back from the device and, only when it is `false`, the whole tensor to report the
 //! first offending value.
 
-use burn::tensor::{Tensor, backend::Backend, cast::ToElement};
+use burn::tensor::{Int, Tensor, backend::Backend, cast::ToElement};
 
 /// Panics unless `actual == expected`, naming the loss and both arguments.
 pub(crate) fn same_shape(loss: &str, a: (&str, &[usize]), b: (&str, &[usize])) {
@@ -16,6 +16,20 @@ pub(crate) fn same_shape(loss: &str, a: (&str, &[usize]), b: (&str, &[usize])) {
         b.0,
         b.1
     );
+}
+
+/// Panics unless `actual == expected`, naming the loss, the argument, both shapes and what the
+/// expected shape means (e.g. "`[n, 1]`").
+pub(crate) fn expect_shape(
+    loss: &str,
+    arg: &str,
+    actual: &[usize],
+    expected: &[usize],
+    what: &str,
+) {
+    if actual != expected {
+        shape_error(loss, arg, actual, &format!("{expected:?} ({what})"));
+    }
 }
 
 /// Panics with a message naming the loss, the argument and the offending shape.
@@ -75,4 +89,40 @@ pub(crate) fn positive<B: Backend, const D: usize>(loss: &str, arg: &str, x: &Te
 /// Panics unless all of `x` is finite (no NaN, no infinity).
 pub(crate) fn finite<B: Backend, const D: usize>(loss: &str, arg: &str, x: &Tensor<B, D>) {
     values(loss, arg, "finite", x, |t| t.is_finite(), |v| v.is_finite());
+}
+
+/// Panics unless all of `x` lies in `[0, 1]` (NaN fails).
+pub(crate) fn unit_interval<B: Backend, const D: usize>(loss: &str, arg: &str, x: &Tensor<B, D>) {
+    values(
+        loss,
+        arg,
+        "in [0, 1]",
+        x,
+        |t| {
+            t.clone()
+                .greater_equal_elem(0.0)
+                .bool_and(t.lower_equal_elem(1.0))
+        },
+        |v| (0.0..=1.0).contains(&v),
+    );
+}
+
+/// Panics unless every label is 0 or 1, naming the first other value and its index.
+pub(crate) fn binary_labels<B: Backend>(loss: &str, arg: &str, labels: &Tensor<B, 1, Int>) {
+    let ok = labels
+        .clone()
+        .equal_elem(0)
+        .bool_or(labels.clone().equal_elem(1));
+    if ok.all().into_scalar().to_bool() {
+        return;
+    }
+    let data = labels.to_data().convert::<i64>();
+    let values = data.as_slice::<i64>().expect("i64 data");
+    let (index, value) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(**v, 0 | 1))
+        .map(|(i, v)| (i, *v))
+        .expect("a label other than 0/1");
+    panic!("{loss}: `{arg}` must be 0 or 1; found {value} at index {index}");
 }

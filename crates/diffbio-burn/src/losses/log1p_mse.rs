@@ -1,1 +1,152 @@
-//! TODO
+//! Mean squared error between predicted log counts and `log(1 + counts)`, bpnet-lite's
+//! `log1pMSELoss` (BPNet's count loss).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::{check_output_rank, reduce};
+use crate::Reduction;
+use crate::special::constant;
+use crate::validate;
+
+const NAME: &str = "Log1pMseLoss";
+
+/// Configuration for [`Log1pMseLoss`].
+#[derive(Config, Debug)]
+pub struct Log1pMseLossConfig {
+    /// Check that `counts` are finite and non-negative and `log_pred` is finite, panicking on
+    /// the first violation. One device read-back per input. Default `true`.
+    #[config(default = true)]
+    pub validate: bool,
+}
+
+impl Log1pMseLossConfig {
+    /// Initialises a [`Log1pMseLoss`].
+    pub fn init(&self) -> Log1pMseLoss {
+        Log1pMseLoss {
+            validate: self.validate,
+        }
+    }
+}
+
+/// Squared error of predicted log counts, averaged over the last dimension:
+///
+/// ```text
+/// loss[..] = mean_l (log(1 + counts[.., l]) - log_pred[.., l])²
+/// ```
+///
+/// With BPNet's `[n, 1]` total-count shapes the element-wise output is `[n]`, as in
+/// bpnet-lite. Unlike bpnet-lite, `log_pred` and `counts` must have the same shape: a `[n]`
+/// prediction against `[n, 1]` counts does not compile (the ranks differ), and equal ranks
+/// with different sizes panic, instead of bpnet-lite's silent `[n, n]` broadcast:
+///
+/// ```compile_fail
+/// # use burn::backend::NdArray;
+/// # use burn::tensor::Tensor;
+/// # use diffbio_burn::Reduction;
+/// # use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;
+/// let device = Default::default();
+/// let log_pred = Tensor::<NdArray, 1>::from_floats([2.3, 0.1], &device); // [n]
+/// let counts = Tensor::<NdArray, 2>::from_floats([[9.0], [0.0]], &device); // [n, 1]
+/// Log1pMseLossConfig::new().init().forward(log_pred, counts, Reduction::Mean);
+/// ```
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use diffbio_burn::Reduction;
+/// use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;
+///
+/// let device = Default::default();
+/// let log_pred = Tensor::<NdArray, 2>::from_floats([[2.3], [0.1]], &device);
+/// let counts = Tensor::<NdArray, 2>::from_floats([[9.0], [0.0]], &device);
+/// let loss = Log1pMseLossConfig::new().init();
+/// let per_region: Tensor<NdArray, 1> = loss.forward_no_reduction(log_pred.clone(), counts.clone());
+/// assert_eq!(per_region.dims(), [2]);
+/// let mean = loss.forward(log_pred, counts, Reduction::Mean).into_scalar();
+/// assert!((mean - 0.005).abs() < 1e-4);
+/// ```
+#[derive(Module, Clone, Debug)]
+pub struct Log1pMseLoss {
+    /// See [`Log1pMseLossConfig::validate`].
+    pub validate: bool,
+}
+
+impl Log1pMseLoss {
+    /// The element-wise loss reduced to one value: `Mean`/`Auto` average the per-row losses
+    /// (bpnet-lite's count loss), `Sum` adds them, `BatchMean` divides the sum by the size of
+    /// the first dimension.
+    ///
+    /// # Shapes
+    /// - `log_pred`, `counts`: `[..., L]`, rank at least 2
+    /// - output: `[1]`
+    ///
+    /// # Panics
+    /// See [`forward_no_reduction`](Self::forward_no_reduction).
+    pub fn forward<B: Backend, const D: usize>(
+        &self,
+        log_pred: Tensor<B, D>,
+        counts: Tensor<B, D>,
+        reduction: Reduction,
+    ) -> Tensor<B, 1> {
+        reduce(
+            self.squared_errors(log_pred, counts).mean_dim(D - 1),
+            reduction,
+        )
+    }
+
+    /// The loss per row: the mean over the last dimension, which is removed.
+    ///
+    /// # Shapes
+    /// - `log_pred`, `counts`: `[..., L]`, rank `D >= 2`
+    /// - output: `[...]`, rank `D2 = D - 1`
+    ///
+    /// # Panics
+    /// - If the shapes differ, or `D2 != D - 1`.
+    /// - With `validate` on: if a count is negative or not finite, or `log_pred` is not
+    ///   finite.
+    pub fn forward_no_reduction<B: Backend, const D: usize, const D2: usize>(
+        &self,
+        log_pred: Tensor<B, D>,
+        counts: Tensor<B, D>,
+    ) -> Tensor<B, D2> {
+        check_output_rank::<D, D2>(NAME);
+        self.squared_errors(log_pred, counts)
+            .mean_dim(D - 1)
+            .squeeze_dim(D - 1)
+    }
+
+    /// `(log(1 + counts) - log_pred)²` element-wise, after the input checks.
+    fn squared_errors<B: Backend, const D: usize>(
+        &self,
+        log_pred: Tensor<B, D>,
+        counts: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        validate::same_shape(
+            NAME,
+            ("log_pred", &log_pred.dims()),
+            ("counts", &counts.dims()),
+        );
+        if self.validate {
+            validate::finite(NAME, "log_pred", &log_pred);
+            validate::non_negative(NAME, "counts", &counts);
+        }
+        (constant(&counts).log1p() - log_pred).square()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    // One float type per test process: Burn 0.21 keys the default dtype by device, so an
+    // `NdArray<f32>` test would make the `NdArray<f64>` tests of `special` compute in f32.
+    type B = NdArray<f64>;
+
+    fn t2(v: [[f32; 1]; 2]) -> Tensor<B, 2> {
+        Tensor::from_floats(v, &Default::default())
+    }
+}

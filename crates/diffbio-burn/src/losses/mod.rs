@@ -1,8 +1,40 @@
 //! The losses, one family per file, each following `burn::nn::loss` conventions.
 
 pub mod bpnet;
+pub mod kl;
 pub mod log1p_mse;
 pub mod multinomial;
 pub mod negative_binomial;
 pub mod vae;
 pub mod zinb;
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::Reduction;
+
+/// Applies a [`Reduction`] to an element-wise loss of any rank: `Mean`/`Auto` average all
+/// elements, `Sum` adds them, `BatchMean` divides the sum by the size of the first dimension.
+pub(crate) fn reduce<B: Backend, const D: usize>(
+    loss: Tensor<B, D>,
+    reduction: Reduction,
+) -> Tensor<B, 1> {
+    match reduction {
+        Reduction::Mean | Reduction::Auto => loss.mean(),
+        Reduction::Sum => loss.sum(),
+        Reduction::BatchMean => {
+            let batch = loss.dims()[0];
+            loss.sum() / batch as f64
+        }
+    }
+}
+
+/// Panics unless `D2 + 1 == D`, for losses that reduce the last dimension of a rank-`D` input
+/// and return a rank-`D2` tensor (Burn's `squeeze_dim` convention).
+pub(crate) fn check_output_rank<const D: usize, const D2: usize>(loss: &str) {
+    assert!(
+        D >= 2 && D2 + 1 == D,
+        "{loss}: reduces the last dimension, so a rank-{D} input needs output rank {}, got {D2} \
+         (inputs must have rank >= 2)",
+        D.saturating_sub(1)
+    );
+}
