@@ -62,6 +62,25 @@ macro_rules! backend_tests {
     )*};
 }
 
+/// Panics unless float tensors of `B` are stored in `B`'s own float type.
+///
+/// Burn 0.21 keys the default float dtype by device *type*: in a process that first created an
+/// `NdArray<f32>` tensor, `NdArray<f64>` silently creates (and computes in) f32 tensors, and
+/// vice versa. A float64 check would then measure float32 rounding. Keep one NdArray float
+/// type per test binary; this guard makes a violation fail loudly instead.
+pub fn assert_native_float_dtype<B: Backend>(device: &B::Device) {
+    let actual = Tensor::<B, 1>::zeros([1], device).dtype();
+    let native = <B::FloatElem as burn::tensor::Element>::dtype();
+    assert_eq!(
+        actual,
+        native,
+        "{}: tensors are created as {actual:?}, not the backend's {native:?}: another float type \
+         of the same device was used first in this test process (Burn 0.21 keys the default \
+         dtype by device); move this test to a binary of its own",
+        std::any::type_name::<B>()
+    );
+}
+
 /// Default absolute tolerance of [`GradCheck`].
 pub const GRAD_ATOL: f64 = 1e-6;
 /// Default relative tolerance of [`GradCheck`].
@@ -292,6 +311,7 @@ impl GradCheck {
         F: Fn(&[Tensor<AdF64, 1>]) -> Tensor<AdF64, 1>,
     {
         let device = Default::default();
+        assert_native_float_dtype::<AdF64>(&device);
         let eval = |values: &[Vec<f64>]| -> f64 {
             let ts: Vec<Tensor<AdF64, 1>> = values
                 .iter()
