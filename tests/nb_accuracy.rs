@@ -47,7 +47,16 @@ fn grid() -> Vec<(f32, f32, f32)> {
 }
 
 #[test]
-fn nb_f32_matches_float64_truth_up_to_1e5() {
+fn nb_f32_matches_float64_truth_up_to_1e5_host_kernel() {
+    nb_f32_matches_float64_truth(true);
+}
+
+#[test]
+fn nb_f32_matches_float64_truth_up_to_1e5_generic_path() {
+    nb_f32_matches_float64_truth(false);
+}
+
+fn nb_f32_matches_float64_truth(fast_path: bool) {
     let cases = grid();
     let n = cases.len();
     let device = Default::default();
@@ -58,7 +67,9 @@ fn nb_f32_matches_float64_truth_up_to_1e5() {
     let counts = col(|c| c.0);
     let mu = col(|c| c.1).require_grad();
     let theta = col(|c| c.2).require_grad();
-    let loss = NegativeBinomialLossConfig::new().init();
+    let loss = NegativeBinomialLossConfig::new()
+        .with_fast_path(fast_path)
+        .init();
     let nll = loss.forward_no_reduction(counts, mu.clone(), theta.clone());
     let grads = nll.clone().sum().backward();
     let nll: Vec<f32> = nll.into_data().to_vec().unwrap();
@@ -97,7 +108,7 @@ fn nb_f32_matches_float64_truth_up_to_1e5() {
         }
     }
     println!(
-        "NB f32 vs f64 over {n} cases: max rel err value {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dtheta {worst_theta:.2e}"
+        "NB f32 (fast_path {fast_path}) vs f64 over {n} cases: max rel err value {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dtheta {worst_theta:.2e}"
     );
     assert!(
         failures.is_empty(),

@@ -13,24 +13,36 @@ use serde_json::Value;
 use common::{CloseReport, compare};
 use parity_harness::*;
 
-/// `parity_test!(name, Backend, "label")` defines a `#[test]` running every fixture on
-/// `Backend` (an autodiff backend).
+/// `parity_test!(name, Backend, "label", path)` defines a `#[test]` running every fixture on
+/// `Backend` (an autodiff backend) with the given implementation path.
 macro_rules! parity_test {
-    ($(#[$attr:meta])* $name:ident, $backend:ty, $label:expr) => {
+    ($(#[$attr:meta])* $name:ident, $backend:ty, $label:expr, $path:expr) => {
         $(#[$attr])*
         #[test]
         fn $name() {
-            parity::<$backend>($label);
+            parity::<$backend>($label, $path);
         }
     };
 }
 
-parity_test!(parity_ndarray, Autodiff<NdArray<f32>>, "ndarray-f32");
+parity_test!(
+    parity_ndarray,
+    Autodiff<NdArray<f32>>,
+    "ndarray-f32",
+    Impl::Fast
+);
+parity_test!(
+    parity_ndarray_generic_path,
+    Autodiff<NdArray<f32>>,
+    "ndarray-f32-generic",
+    Impl::Generic
+);
 parity_test!(
     #[cfg(feature = "wgpu")]
     parity_wgpu,
     Autodiff<burn::backend::Wgpu>,
-    "wgpu"
+    "wgpu",
+    Impl::Generic
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -40,7 +52,7 @@ parity_test!(
 type SelfCheckBackend = Autodiff<NdArray<f32>>;
 
 fn run_self(fx: &Fixture) -> Result<CloseReport, String> {
-    run_case_caught::<SelfCheckBackend>(fx, &Default::default())
+    run_case_caught::<SelfCheckBackend>(fx, &Default::default(), Impl::Fast)
 }
 
 fn template(name: &str) -> Fixture {

@@ -7,8 +7,14 @@ mod common;
 mod parity_harness;
 
 use burn::backend::{Autodiff, NdArray};
+use parity_harness::Impl;
 
 #[test]
 fn parity_ndarray_f64() {
-    parity_harness::parity::<Autodiff<NdArray<f64>>>("ndarray-f64");
+    parity_harness::parity::<Autodiff<NdArray<f64>>>("ndarray-f64", Impl::Fast);
+}
+
+#[test]
+fn parity_ndarray_f64_generic_path() {
+    parity_harness::parity::<Autodiff<NdArray<f64>>>("ndarray-f64-generic", Impl::Generic);
 }

@@ -104,6 +104,15 @@ impl Default for Tolerance {
     }
 }
 
+/// Which implementation of a loss runs where a backend has two: the fused host kernel
+/// (default on NdArray, see `diffbio_burn::host`) or the generic tensor-op path that every
+/// backend has. On backends without a host kernel both select the generic path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Impl {
+    Fast,
+    Generic,
+}
+
 /// Names a function accepts: the harness rejects anything else, so that a fixture can never
 /// pass while part of it is silently ignored.
 pub(crate) struct Spec {
@@ -488,10 +497,11 @@ pub(crate) type Outputs<B> = BTreeMap<&'static str, Tensor<B, 1>>;
 pub(crate) fn compute<B: AutodiffBackend>(
     fx: &Fixture,
     inp: &Inputs<B>,
+    path: Impl,
 ) -> Result<Outputs<B>, String> {
     match fx.function.as_str() {
-        "negative_binomial" => negative_binomial(fx, inp),
-        "zinb" => zinb(fx, inp),
+        "negative_binomial" => negative_binomial(fx, inp, path),
+        "zinb" => zinb(fx, inp, path),
         "vae_elbo" => vae_elbo(fx, inp),
         "hmm" => hmm(inp),
         "multinomial_nll" => multinomial_nll(inp),
@@ -504,8 +514,9 @@ pub(crate) fn compute<B: AutodiffBackend>(
 pub(crate) fn negative_binomial<B: AutodiffBackend>(
     fx: &Fixture,
     inp: &Inputs<B>,
+    path: Impl,
 ) -> Result<Outputs<B>, String> {
-    let mut config = NegativeBinomialLossConfig::new();
+    let mut config = NegativeBinomialLossConfig::new().with_fast_path(path == Impl::Fast);
     if let Some(eps) = config_f64(fx, "eps")? {
         config = config.with_eps(eps);
     }
@@ -523,8 +534,9 @@ pub(crate) fn negative_binomial<B: AutodiffBackend>(
 pub(crate) fn zinb<B: AutodiffBackend>(
     fx: &Fixture,
     inp: &Inputs<B>,
+    path: Impl,
 ) -> Result<Outputs<B>, String> {
-    let mut config = ZinbLossConfig::new();
+    let mut config = ZinbLossConfig::new().with_fast_path(path == Impl::Fast);
     if let Some(eps) = config_f64(fx, "eps")? {
         config = config.with_eps(eps);
     }
@@ -639,10 +651,11 @@ pub(crate) fn merge(total: &mut CloseReport, r: CloseReport) {
 pub(crate) fn run_case<B: AutodiffBackend>(
     fx: &Fixture,
     device: &B::Device,
+    path: Impl,
 ) -> Result<CloseReport, String> {
     check_fixture(fx)?;
     let inputs = Inputs::<B>::new(fx, device)?;
-    let outputs = compute(fx, &inputs)?;
+    let outputs = compute(fx, &inputs, path)?;
     let tol = fx.tolerance;
     let mut report = CloseReport::default();
     let mut errors = Vec::new();
@@ -699,18 +712,23 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) fn run_case_caught<B: AutodiffBackend>(
     fx: &Fixture,
     device: &B::Device,
+    path: Impl,
 ) -> Result<CloseReport, String> {
-    catch_unwind(AssertUnwindSafe(|| run_case::<B>(fx, device)))
+    catch_unwind(AssertUnwindSafe(|| run_case::<B>(fx, device, path)))
         .unwrap_or_else(|payload| Err(format!("panicked: {}", panic_message(&*payload))))
 }
 
 /// Runs every case on backend `B`, printing one line per case; returns the failures.
-pub(crate) fn run_all<B: AutodiffBackend>(label: &str, cases: &[LoadedCase]) -> Vec<String> {
+pub(crate) fn run_all<B: AutodiffBackend>(
+    label: &str,
+    cases: &[LoadedCase],
+    path: Impl,
+) -> Vec<String> {
     let device = B::Device::default();
     let mut failures = Vec::new();
     for case in cases {
         let result = match &case.fixture {
-            Ok(fx) => run_case_caught::<B>(fx, &device),
+            Ok(fx) => run_case_caught::<B>(fx, &device, path),
             Err(e) => Err(e.clone()),
         };
         match result {
@@ -730,11 +748,11 @@ pub(crate) fn run_all<B: AutodiffBackend>(label: &str, cases: &[LoadedCase]) -> 
 }
 
 /// The parity test on backend `B`: panics listing the failing cases.
-pub(crate) fn parity<B: AutodiffBackend>(label: &str) {
+pub(crate) fn parity<B: AutodiffBackend>(label: &str, path: Impl) {
     crate::common::assert_native_float_dtype::<B>(&B::Device::default());
     let cases = load_all();
     assert!(!cases.is_empty(), "no fixtures found");
-    let failures = run_all::<B>(label, &cases);
+    let failures = run_all::<B>(label, &cases, path);
     println!(
         "{label}: {}/{} parity cases pass",
         cases.len() - failures.len(),

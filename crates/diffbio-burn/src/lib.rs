@@ -20,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod hmm;
+#[cfg(feature = "ndarray")]
+pub mod host;
 pub mod losses;
 pub mod special;
 pub(crate) mod validate;

@@ -46,6 +46,8 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::reduce;
 use crate::Reduction;
+#[cfg(feature = "ndarray")]
+use crate::host::nb::Floor;
 use crate::special::{
     DIGAMMA_SERIES_FROM, HALF_LN_2PI, constant, digamma, digamma_remainder, is_autodiff,
     log1p_minus, stirling_remainder, with_grad,
@@ -67,6 +69,11 @@ pub struct NegativeBinomialLossConfig {
     /// off in hot loops once the data are trusted. Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused CPU kernel on backends that keep tensors in host memory (NdArray; see
+    /// [`host`](crate::host)). `false` forces the generic tensor-op path, which every other
+    /// backend takes; both agree to float32 rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl NegativeBinomialLossConfig {
@@ -83,6 +90,7 @@ impl NegativeBinomialLossConfig {
         NegativeBinomialLoss {
             eps: self.eps,
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -117,6 +125,8 @@ pub struct NegativeBinomialLoss {
     pub eps: f64,
     /// See [`NegativeBinomialLossConfig::validate`].
     pub validate: bool,
+    /// See [`NegativeBinomialLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl NegativeBinomialLoss {
@@ -162,6 +172,10 @@ impl NegativeBinomialLoss {
         theta: Tensor<B, T>,
     ) -> Tensor<B, 2> {
         let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            return crate::host::nb::nll(&counts, mu, theta, None, self.eps, Floor::Clamp);
+        }
         let x = constant(&counts);
         let mu_c = constant(&mu).clamp_min(self.eps);
         let theta_c = constant(&theta).clamp_min(self.eps);

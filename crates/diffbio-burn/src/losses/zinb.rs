@@ -28,6 +28,8 @@ use burn::tensor::{Tensor, backend::Backend};
 use super::negative_binomial::{check_inputs, nb_log_prob};
 use super::reduce;
 use crate::Reduction;
+#[cfg(feature = "ndarray")]
+use crate::host::nb::Floor;
 use crate::special::{constant, is_autodiff, softplus_value, with_grad};
 use crate::validate;
 
@@ -45,6 +47,11 @@ pub struct ZinbLossConfig {
     /// Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused CPU kernel on backends that keep tensors in host memory (NdArray; see
+    /// [`host`](crate::host)). `false` forces the generic tensor-op path, which every other
+    /// backend takes; both agree to float32 rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl ZinbLossConfig {
@@ -61,6 +68,7 @@ impl ZinbLossConfig {
         ZinbLoss {
             eps: self.eps,
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -90,6 +98,8 @@ pub struct ZinbLoss {
     pub eps: f64,
     /// See [`ZinbLossConfig::validate`].
     pub validate: bool,
+    /// See [`ZinbLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl ZinbLoss {
@@ -145,6 +155,11 @@ impl ZinbLoss {
         );
         if self.validate {
             validate::finite(NAME, "pi_logits", &pi_logits);
+        }
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            let logits = Some(pi_logits);
+            return crate::host::nb::nll(&counts, mu, theta, logits, self.eps, Floor::Shift);
         }
         let x = constant(&counts);
         let logits = constant(&pi_logits);
