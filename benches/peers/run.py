@@ -139,7 +139,7 @@ def read_our_mem() -> dict:
 # ----------------------------------------------------------------------------- peers
 
 
-def run_peers(pythons: dict, peer_args: list[str], out_path: str) -> list[dict]:
+def run_peers(pythons: dict, peer_args: list[str], only: list[str], out_path: str) -> list[dict]:
     recs = []
     with open(out_path, "w") as out:
         for script, env in SCRIPTS:
@@ -151,6 +151,13 @@ def run_peers(pythons: dict, peer_args: list[str], out_path: str) -> list[dict]:
                 print(f"[run]   interpreter {py} not found: skipped (see README.md for the set-up)",
                       file=sys.stderr, flush=True)
                 continue
+            if only:
+                listed = subprocess.run([py, os.path.join(HERE, script), "--list"], check=False,
+                                        stdout=subprocess.PIPE, text=True).stdout.split()
+                mine = [n for n in only if n in listed]
+                if not mine:
+                    continue
+                cmd += ["--only", ",".join(mine)]
             t0 = time.time()
             p = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True, cwd=HERE)
             for line in p.stdout.splitlines():
@@ -276,11 +283,10 @@ def main():
         peers = load_peers(src) if os.path.exists(src) else []
     else:
         peer_args = ["--min-time", "0.5", "--min-reps", "5"] if args.quick else []
-        if args.only:
-            peer_args += ["--only", args.only]
         if args.torch_threads:
             peer_args += ["--torch-threads", str(args.torch_threads)]
-        peers = run_peers({"jax": args.jax_python, "torch": args.torch_python}, peer_args, peers_path)
+        peers = run_peers({"jax": args.jax_python, "torch": args.torch_python}, peer_args,
+                          [n for n in args.only.split(",") if n], peers_path)
 
     rows, notes = build_table(peers, since)
     table = render(rows)
