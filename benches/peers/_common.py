@@ -9,14 +9,17 @@ its results (``block_until_ready`` / the synchronous PyTorch CPU backward). The 
 reports the median and the min/max over the repetitions.
 
 Peak memory (``peak_mem_mb``): the rise of the process's resident-set high-water mark
-(Linux ``VmHWM``) during one forward+backward, above the resident set just before it.
-Before that call the benchmark has already run (so code is compiled, thread pools and
-caches are up), Python garbage is collected and glibc's ``malloc_trim(0)`` hands freed
-heap pages back, and the high-water mark is reset through ``/proc/self/clear_refs``.
-The inputs are resident before the call and so are *not* counted; what is counted is
-everything the call itself touches: intermediates, saved activations, gradients,
-outputs. It is a process-level figure (page granularity, includes allocator slack),
-comparable across libraries because it is measured the same way for all of them.
+(Linux ``VmHWM``) during one forward+backward, above the resident set just before it,
+measured in a separate process (``--mem-only``, see ``drive``) started with glibc's mmap
+threshold pinned at 128 KiB (``MALLOC_MMAP_THRESHOLD_``), so that every large buffer is a
+fresh mapping whose pages count when touched, instead of freed-but-resident heap memory
+from the warm-up being reused unseen. After the warm-up (JAX compilation included),
+Python garbage is collected, ``malloc_trim(0)`` hands free heap pages back and the
+high-water mark is reset through ``/proc/self/clear_refs``. The inputs are resident
+before the call and so are *not* counted; what is counted is everything the call itself
+touches: intermediates, saved activations, gradients, outputs. It is a process-level
+figure (page granularity, includes allocator slack), measured the same way for every
+library. The timings come from processes with the default allocator settings.
 """
 
 from __future__ import annotations
@@ -116,17 +119,7 @@ def log1p_mse_inputs(seed: int, n: int = 64):
 
 # --------------------------------------------------------------------------- memory
 
-_LIBC = None
-
-
-def _malloc_trim():
-    global _LIBC
-    try:
-        if _LIBC is None:
-            _LIBC = ctypes.CDLL("libc.so.6")
-        _LIBC.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def _status_kb(key: str) -> int | None:
@@ -152,7 +145,10 @@ def _reset_hwm() -> bool:
 def peak_rss_delta_mb(step) -> float | None:
     """Rise of VmHWM over VmRSS during one call of ``step`` (see the module doc)."""
     gc.collect()
-    _malloc_trim()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     before = _status_kb("VmRSS")
     if before is None or not _reset_hwm():
         return None
@@ -179,25 +175,28 @@ def time_step(step, min_reps: int, max_reps: int, min_time_s: float):
 
 
 def run_case(case: dict, step, args, warmup: int = 2, extra: dict | None = None) -> dict:
-    """Warm up, measure the memory of one call, time the repetitions, return the record."""
+    """Warm up (compiles), then either time the repetitions (default) or, with
+    --mem-only, measure the peak memory of one more call. Returns the record."""
     for _ in range(warmup):
         step()
-    mem = peak_rss_delta_mb(step)
-    times = time_step(step, args.min_reps, args.max_reps, args.min_time)
     rec = dict(case)
+    if args.mem_only:
+        mem = peak_rss_delta_mb(step)
+        rec.update(peak_mem_mb=None if mem is None else round(mem, 2), peak_mem_kind=MEM_KIND)
+        return rec
+    times = time_step(step, args.min_reps, args.max_reps, args.min_time)
     rec.update(
-        median_ms=statistics.median(times),
-        min_ms=min(times),
-        max_ms=max(times),
+        median_ms=float(f"{statistics.median(times):.6g}"),
+        min_ms=float(f"{min(times):.6g}"),
+        max_ms=float(f"{max(times):.6g}"),
         reps=len(times),
-        peak_mem_mb=None if mem is None else round(mem, 2),
-        peak_mem_kind="rss_hwm_delta_one_fwd_bwd",
     )
     if extra:
         rec.update(extra)
-    for k in ("median_ms", "min_ms", "max_ms"):
-        rec[k] = float(f"{rec[k]:.6g}")
     return rec
+
+
+MEM_KIND = "rss_hwm_delta_one_fwd_bwd (MALLOC_MMAP_THRESHOLD_=131072)"
 
 
 def torch_setup(args, **more) -> dict:
@@ -249,6 +248,9 @@ def add_common_args(p):
                    help="run every case in this process (default: one subprocess per case, "
                         "so that the memory figures do not see each other's allocations)")
     p.add_argument("--one", default="", help=argparse.SUPPRESS)
+    p.add_argument("--mem-only", action="store_true",
+                   help="only measure peak memory (all cases in one process, see drive())")
+    p.add_argument("--no-mem", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--min-reps", type=int, default=10)
     p.add_argument("--max-reps", type=int, default=1000)
     p.add_argument("--min-time", type=float, default=2.0,
@@ -260,42 +262,67 @@ def add_common_args(p):
     return p
 
 
-def drive(cases: dict, args, script: str, suite: str):
-    """Run the selected cases: each in a child process of this same interpreter
-    (default) or all in this one. Each case prints one JSON line."""
+def _child(script: str, args, extra: list[str], env: dict | None = None):
+    """Run this script again in a child process; -> (exit code, JSON records)."""
     import subprocess
 
+    cmd = [sys.executable, script, "--min-reps", str(args.min_reps), "--max-reps",
+           str(args.max_reps), "--min-time", str(args.min_time)] + extra
+    if args.torch_threads:
+        cmd += ["--torch-threads", str(args.torch_threads)]
+    p = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True,
+                       env=dict(os.environ, **(env or {})))
+    return p.returncode, [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+
+
+def _run_here(cases, names, args, suite):
+    recs, rc = [], 0
+    for name in names:
+        try:
+            recs.append(cases[name](args))
+        except Exception as e:  # noqa: BLE001
+            recs.append({"suite": suite, "name": name, "error": f"{type(e).__name__}: {e}"})
+            rc = 1
+    return rc, recs
+
+
+def drive(cases: dict, args, script: str, suite: str):
+    """Run the selected cases and print one JSON line per case.
+
+    Timing: each case in its own child process of this interpreter (or all in this one
+    with --in-process). Memory: one more child process runs every case with glibc's mmap
+    threshold pinned at 128 KiB (MALLOC_MMAP_THRESHOLD_, set at process start: large
+    buffers are then fresh mappings, so the resident-set rise sees every one instead of
+    freed-but-resident heap memory being reused) and its figures are merged in. The
+    timing processes run with the default allocator settings."""
     if args.list:
         print("\n".join(cases))
-        return 0
-    if args.one:
-        emit(cases[args.one](args))
         return 0
     names = [n for n in args.only.split(",") if n] or list(cases)
     unknown = [n for n in names if n not in cases]
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; known: {list(cases)}")
-    rc = 0
-    for name in names:
-        if args.in_process:
-            try:
-                emit(cases[name](args))
-            except Exception as e:  # noqa: BLE001
-                emit({"suite": suite, "name": name, "error": f"{type(e).__name__}: {e}"})
+    if args.mem_only and any(os.environ.get(k) != v for k, v in MMAP_ENV.items()):
+        os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, **MMAP_ENV))
+    if args.one or args.mem_only or args.in_process:
+        rc, recs = _run_here(cases, [args.one] if args.one else names, args, suite)
+    else:
+        rc, recs = 0, []
+        for name in names:
+            code, got = _child(script, args, ["--one", name])
+            if code != 0 or not got:
+                got = got or [{"suite": suite, "name": name, "error": f"case process exited {code}"}]
                 rc = 1
-            continue
-        cmd = [sys.executable, script, "--one", name, "--min-reps", str(args.min_reps),
-               "--max-reps", str(args.max_reps), "--min-time", str(args.min_time)]
-        if args.torch_threads:
-            cmd += ["--torch-threads", str(args.torch_threads)]
-        p = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True)
-        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        if p.returncode != 0 or not lines:
-            emit({"suite": suite, "name": name, "error": f"case process exited {p.returncode}"})
-            rc = 1
-        for ln in lines:
-            sys.stdout.write(ln + "\n")
-            sys.stdout.flush()
+            recs += got
+    if not (args.one or args.mem_only or args.no_mem):
+        code, mem = _child(script, args, ["--mem-only", "--only", ",".join(names)], MMAP_ENV)
+        by_name = {r.get("name"): r for r in mem}
+        for r in recs:
+            m = by_name.get(r.get("name"), {})
+            r["peak_mem_mb"] = m.get("peak_mem_mb")
+            r["peak_mem_kind"] = m.get("peak_mem_kind", f"memory process failed ({code})")
+    for r in recs:
+        emit(r)
     return rc
 
 
