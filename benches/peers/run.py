@@ -218,7 +218,7 @@ def build_table(peers: list[dict], since: float | None) -> tuple[list[list[str]]
                      fmt_mb(mem.get(used)), fmt_mb(pr.get("peak_mem_mb") if pr else None)])
         if pr and "median_ms" not in pr:
             notes.append(f"{suite}:{pname}: {pr.get('skipped') or pr.get('error')}")
-    return rows, notes
+    return rows, list(dict.fromkeys(notes))
 
 
 HEADER = ["benchmark", "shape", "ours (criterion id)", "ours ms", "theirs", "theirs ms",
