@@ -184,8 +184,10 @@ def run_case(case: dict, step, args, warmup: int = 2, extra: dict | None = None)
         mem = peak_rss_delta_mb(step)
         rec.update(peak_mem_mb=None if mem is None else round(mem, 2), peak_mem_kind=MEM_KIND)
         return rec
+    load_before = os.getloadavg()[0]
     times = time_step(step, args.min_reps, args.max_reps, args.min_time)
     rec.update(
+        load1=[round(load_before, 2), round(os.getloadavg()[0], 2)],
         median_ms=float(f"{statistics.median(times):.6g}"),
         min_ms=float(f"{min(times):.6g}"),
         max_ms=float(f"{max(times):.6g}"),

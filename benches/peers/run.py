@@ -168,7 +168,8 @@ def run_peers(pythons: dict, peer_args: list[str], only: list[str], out_path: st
                 out.write(line + "\n")
                 if "median_ms" in r:
                     print(f"[run]   {r['suite']}/{r['name']}: median {r['median_ms']:.4g} ms "
-                          f"({r['reps']} reps), peak {r.get('peak_mem_mb')} MB", file=sys.stderr)
+                          f"({r['reps']} reps), peak {r.get('peak_mem_mb')} MB, load {r.get('load1')}",
+                          file=sys.stderr)
                 else:
                     print(f"[run]   {r['suite']}/{r['name']}: {r.get('skipped') or r.get('error')}",
                           file=sys.stderr)
