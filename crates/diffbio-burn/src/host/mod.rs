@@ -20,6 +20,7 @@
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
+pub(crate) mod autodiff;
 pub(crate) mod nb;
 pub(crate) mod special;
 
@@ -69,16 +70,31 @@ impl HostData {
     }
 }
 
-/// A tensor of shape `shape` and dtype `dtype` (F32 or F64) on `device` from `f64` values.
-pub(crate) fn tensor_from<B: Backend, const D: usize>(
-    values: Vec<f64>,
+/// A float element the host kernels write: `f32` or `f64`, the two NdArray float types.
+pub(crate) trait HostFloat: burn::tensor::Element + Copy + Send + Sync {
+    /// Rounds an `f64` result to this precision.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl HostFloat for f32 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl HostFloat for f64 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// A tensor of shape `shape` on `device` holding `values` in their own precision.
+pub(crate) fn tensor_from<B: Backend, O: HostFloat, const D: usize>(
+    values: Vec<O>,
     shape: [usize; D],
-    dtype: DType,
     device: &B::Device,
 ) -> Tensor<B, D> {
-    let data = match dtype {
-        DType::F64 => TensorData::new(values, shape),
-        _ => TensorData::new(values.into_iter().map(|v| v as f32).collect(), shape),
-    };
-    Tensor::from_data(data, (device, dtype))
+    Tensor::from_data(TensorData::new(values, shape), (device, O::dtype()))
 }

@@ -14,12 +14,12 @@
 //! `theta`), `ln x!` comes from a table for integer counts, and zero counts (most of a
 //! single-cell matrix) need a single `log1p`.
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
+use super::autodiff::attach;
 use super::special::{digamma, lgamma, ln_factorial, sigmoid, softplus};
-use super::{HostData, tensor_from};
-use crate::special::{is_autodiff, with_grad};
+use super::{HostData, HostFloat, tensor_from};
 
 /// How `mu` and `theta` are floored, as the two references do.
 #[derive(Clone, Copy, Debug)]
@@ -74,66 +74,119 @@ pub(crate) fn nll<B: Backend>(
         .collect();
     let per_gene = t.len() == genes;
 
-    let n = rows * genes;
-    let mut nll = vec![0.0; n];
-    let mut d_mu = vec![0.0; n];
-    let mut d_theta = vec![0.0; n];
-    // Zero-initialised and left untouched without `pi_logits`: the pages are never mapped.
-    let mut d_logits = vec![0.0; n];
+    let inputs = KernelInputs {
+        x: &x,
+        mu: &m,
+        logits: logits.as_ref(),
+        theta_terms: &theta_terms,
+        per_gene,
+        genes,
+        eps,
+        floor,
+    };
+    let shape = [rows, genes];
+    let device = mu.device();
+    let dtype = mu.dtype();
+    let out = match dtype {
+        DType::F64 => kernel::<f64>(&inputs, rows).into_tensors::<B>(shape, &device),
+        _ => kernel::<f32>(&inputs, rows).into_tensors::<B>(shape, &device),
+    };
+    match (pi_logits, out.d_logits) {
+        (Some(pi_logits), Some(d_logits)) => attach(
+            out.nll,
+            [mu, theta, pi_logits],
+            [out.d_mu, out.d_theta, d_logits],
+        ),
+        _ => attach(out.nll, [mu, theta], [out.d_mu, out.d_theta]),
+    }
+}
+
+/// The host copies and per-`theta` constants the element loop reads.
+struct KernelInputs<'a> {
+    x: &'a HostData,
+    mu: &'a HostData,
+    logits: Option<&'a HostData>,
+    theta_terms: &'a [ThetaTerms],
+    per_gene: bool,
+    genes: usize,
+    eps: f64,
+    floor: Floor,
+}
+
+/// The NLL and its derivatives (of the NLL) per element, in the output precision `O`.
+struct Columns<T> {
+    nll: T,
+    d_mu: T,
+    d_theta: T,
+    d_logits: Option<T>,
+}
+
+impl<O: HostFloat> Columns<Vec<O>> {
+    fn into_tensors<B: Backend>(
+        self,
+        shape: [usize; 2],
+        device: &B::Device,
+    ) -> Columns<Tensor<B, 2>> {
+        Columns {
+            nll: tensor_from(self.nll, shape, device),
+            d_mu: tensor_from(self.d_mu, shape, device),
+            d_theta: tensor_from(self.d_theta, shape, device),
+            d_logits: self.d_logits.map(|v| tensor_from(v, shape, device)),
+        }
+    }
+}
+
+/// One multi-threaded pass over all elements (rows in parallel).
+fn kernel<O: HostFloat>(inp: &KernelInputs, rows: usize) -> Columns<Vec<O>> {
+    let (genes, n) = (inp.genes, rows * inp.genes);
+    let zero = O::from_f64(0.0);
+    let mut nll = vec![zero; n];
+    let mut d_mu = vec![zero; n];
+    let mut d_theta = vec![zero; n];
+    // Without `pi_logits` this stays zero-initialised and untouched: its pages are never mapped.
+    let mut d_logits = vec![zero; n];
     let chunk = genes.max(1);
-    let rows_out = nll
-        .par_chunks_mut(chunk)
+    nll.par_chunks_mut(chunk)
         .zip(d_mu.par_chunks_mut(chunk))
         .zip(d_theta.par_chunks_mut(chunk))
-        .zip(d_logits.par_chunks_mut(chunk));
-    rows_out
+        .zip(d_logits.par_chunks_mut(chunk))
         .enumerate()
         .for_each(|(row, (((nll, dm), dt), dl))| {
             let start = row * genes;
-            let theta_row = if per_gene {
-                &theta_terms[..]
+            let theta_row = if inp.per_gene {
+                inp.theta_terms
             } else {
-                &theta_terms[start..start + genes]
+                &inp.theta_terms[start..start + genes]
             };
             for (j, tt) in theta_row.iter().enumerate() {
                 let i = start + j;
-                let (x, raw_mu) = (x.get(i), m.get(i));
-                let mu = match floor {
-                    Floor::Clamp => raw_mu.max(eps),
+                let (x, raw_mu) = (inp.x.get(i), inp.mu.get(i));
+                let mu = match inp.floor {
+                    Floor::Clamp => raw_mu.max(inp.eps),
                     Floor::Shift => raw_mu,
-                } + eps;
+                } + inp.eps;
                 let (lp, g_mu, g_theta) = log_prob(x, mu, tt);
-                let (g_mu, g_theta) = (g_mu * live(floor, raw_mu, eps), g_theta * tt.live);
-                match &logits {
+                let g_mu = g_mu * live(inp.floor, raw_mu, inp.eps);
+                let g_theta = g_theta * tt.live;
+                let (value, weight) = match inp.logits {
                     Some(l) => {
                         let z = zero_inflated(x <= 0.0, lp, l.get(i));
-                        nll[j] = -z.log_prob;
-                        dm[j] = -g_mu * z.weight;
-                        dt[j] = -g_theta * z.weight;
-                        dl[j] = -z.d_logit;
+                        dl[j] = O::from_f64(-z.d_logit);
+                        (z.log_prob, z.weight)
                     }
-                    None => {
-                        nll[j] = -lp;
-                        dm[j] = -g_mu;
-                        dt[j] = -g_theta;
-                    }
-                }
+                    None => (lp, 1.0),
+                };
+                nll[j] = O::from_f64(-value);
+                dm[j] = O::from_f64(-g_mu * weight);
+                dt[j] = O::from_f64(-g_theta * weight);
             }
         });
-
-    let device = mu.device();
-    let dtype = mu.dtype();
-    let shape = [rows, genes];
-    let value = tensor_from::<B, 2>(nll, shape, dtype, &device);
-    if !is_autodiff(&mu) {
-        return value;
+    Columns {
+        nll,
+        d_mu,
+        d_theta,
+        d_logits: inp.logits.map(|_| d_logits),
     }
-    let mut out = with_grad(value, mu, tensor_from(d_mu, shape, dtype, &device));
-    out = with_grad(out, theta, tensor_from(d_theta, shape, dtype, &device));
-    if let Some(pi_logits) = pi_logits {
-        out = with_grad(out, pi_logits, tensor_from(d_logits, shape, dtype, &device));
-    }
-    out
 }
 
 /// 1 where a floored input still carries a gradient, 0 where the clamp holds it at `eps`.
