@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::autodiff::attach;
 use super::special::{digamma, lgamma, ln_factorial, sigmoid, softplus};
-use super::{HostData, HostFloat, tensor_from};
+use super::{HostFloat, HostTensor};
 
 /// How `mu` and `theta` are floored, as the two references do.
 #[derive(Clone, Copy, Debug)]
@@ -40,152 +40,208 @@ struct ThetaTerms {
     live: f64,
 }
 
-/// Element-wise NB (or, with `pi_logits`, ZINB) negative log-likelihood of `counts` `[B, G]`
-/// with gradients attached to `mu`, `theta` (`[1, G]` or `[B, G]`) and `pi_logits`.
-pub(crate) fn nll<B: Backend>(
-    counts: &Tensor<B, 2>,
-    mu: Tensor<B, 2>,
-    theta: Tensor<B, 2>,
-    pi_logits: Option<Tensor<B, 2>>,
-    eps: f64,
-    floor: Floor,
-) -> Tensor<B, 2> {
-    let [rows, genes] = counts.dims();
-    let x = HostData::of(counts);
-    let m = HostData::of(&mu);
-    let t = HostData::of(&theta);
-    let logits = pi_logits.as_ref().map(HostData::of);
-    let theta_terms: Vec<ThetaTerms> = (0..t.len())
-        .into_par_iter()
-        .map(|k| {
-            let raw = t.get(k);
-            let theta = match floor {
-                Floor::Clamp => raw.max(eps),
-                Floor::Shift => raw,
-            };
-            ThetaTerms {
-                theta,
-                inv_theta: theta.recip(),
-                lgamma: lgamma(theta),
-                digamma: digamma(theta),
-                live: live(floor, raw, eps),
-            }
-        })
-        .collect();
-    let per_gene = t.len() == genes;
+/// The NB (or, with `pi_logits`, ZINB) inputs of one loss call.
+pub(crate) struct NbInputs<B: Backend> {
+    /// `[B, G]` counts (data, no gradient).
+    pub counts: Tensor<B, 2>,
+    /// `[B, G]` means.
+    pub mu: Tensor<B, 2>,
+    /// `[1, G]` (per gene) or `[B, G]` inverse dispersions.
+    pub theta: Tensor<B, 2>,
+    /// `[B, G]` dropout logits (ZINB) or `None` (NB).
+    pub pi_logits: Option<Tensor<B, 2>>,
+    /// See the losses' `eps`.
+    pub eps: f64,
+    /// How `mu`, `theta` are floored.
+    pub floor: Floor,
+}
 
-    let inputs = KernelInputs {
-        x: &x,
-        mu: &m,
-        logits: logits.as_ref(),
-        theta_terms: &theta_terms,
-        per_gene,
-        genes,
-        eps,
-        floor,
-    };
+/// The element-wise negative log-likelihood `[B, G]`, gradients attached.
+pub(crate) fn nll<B: Backend>(inputs: NbInputs<B>) -> Tensor<B, 2> {
+    let shape = inputs.counts.dims();
+    run(inputs, None, |values, device| {
+        tensor_from(values, shape, device)
+    })
+}
+
+/// The negative log-likelihood summed and multiplied by `scale` (`1/(B·G)` for a mean), as a
+/// `[1]` tensor with gradients attached; the element-wise values are never materialised.
+pub(crate) fn nll_reduced<B: Backend>(inputs: NbInputs<B>, scale: f64) -> Tensor<B, 1> {
+    run(inputs, Some(scale), |total, device| {
+        tensor_from(total, [1], device)
+    })
+}
+
+/// Reads the inputs, runs the kernel in the tensors' precision and attaches the derivatives.
+/// `scale`: `None` for element-wise values, `Some(s)` for `s · Σ nll` (and derivatives × s).
+fn run<B: Backend, const DV: usize>(
+    inputs: NbInputs<B>,
+    scale: Option<f64>,
+    value: impl FnOnce(ValuesOf, &B::Device) -> Tensor<B, DV>,
+) -> Tensor<B, DV> {
+    let [rows, genes] = inputs.counts.dims();
+    let host = [&inputs.counts, &inputs.mu, &inputs.theta].map(HostTensor::of);
+    let logits = inputs.pi_logits.as_ref().map(HostTensor::of);
+    let device = inputs.mu.device();
     let shape = [rows, genes];
-    let device = mu.device();
-    let dtype = mu.dtype();
-    let out = match dtype {
-        DType::F64 => kernel::<f64>(&inputs, rows).into_tensors::<B>(shape, &device),
-        _ => kernel::<f32>(&inputs, rows).into_tensors::<B>(shape, &device),
+    let out = match host[1].dtype() {
+        DType::F64 => kernel::<f64>(&host, logits.as_ref(), &inputs, scale).tensors(shape, &device),
+        _ => kernel::<f32>(&host, logits.as_ref(), &inputs, scale).tensors(shape, &device),
     };
-    match (pi_logits, out.d_logits) {
+    let value = value(out.values, &device);
+    match (inputs.pi_logits, out.d_logits) {
         (Some(pi_logits), Some(d_logits)) => attach(
-            out.nll,
-            [mu, theta, pi_logits],
+            value,
+            [inputs.mu, inputs.theta, pi_logits],
             [out.d_mu, out.d_theta, d_logits],
         ),
-        _ => attach(out.nll, [mu, theta], [out.d_mu, out.d_theta]),
+        _ => attach(value, [inputs.mu, inputs.theta], [out.d_mu, out.d_theta]),
     }
 }
 
-/// The host copies and per-`theta` constants the element loop reads.
-struct KernelInputs<'a> {
-    x: &'a HostData,
-    mu: &'a HostData,
-    logits: Option<&'a HostData>,
-    theta_terms: &'a [ThetaTerms],
-    per_gene: bool,
-    genes: usize,
-    eps: f64,
-    floor: Floor,
+/// The kernel's values: element-wise or one reduced total, in either precision.
+pub(crate) enum ValuesOf {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
 }
 
-/// The NLL and its derivatives (of the NLL) per element, in the output precision `O`.
-struct Columns<T> {
-    nll: T,
-    d_mu: T,
-    d_theta: T,
-    d_logits: Option<T>,
+fn tensor_from<B: Backend, const D: usize>(
+    values: ValuesOf,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    match values {
+        ValuesOf::F32(v) => super::tensor_from(v, shape, device),
+        ValuesOf::F64(v) => super::tensor_from(v, shape, device),
+    }
 }
 
-impl<O: HostFloat> Columns<Vec<O>> {
-    fn into_tensors<B: Backend>(
-        self,
-        shape: [usize; 2],
-        device: &B::Device,
-    ) -> Columns<Tensor<B, 2>> {
-        Columns {
-            nll: tensor_from(self.nll, shape, device),
-            d_mu: tensor_from(self.d_mu, shape, device),
-            d_theta: tensor_from(self.d_theta, shape, device),
-            d_logits: self.d_logits.map(|v| tensor_from(v, shape, device)),
+/// Kernel output: values and the derivatives of the (scaled) NLL.
+struct Columns<E> {
+    values: Vec<E>,
+    d_mu: Vec<E>,
+    d_theta: Vec<E>,
+    d_logits: Option<Vec<E>>,
+}
+
+/// The same, as tensors (values left as data for the caller to shape).
+struct ColumnTensors<B: Backend> {
+    values: ValuesOf,
+    d_mu: Tensor<B, 2>,
+    d_theta: Tensor<B, 2>,
+    d_logits: Option<Tensor<B, 2>>,
+}
+
+impl<E: HostFloat> Columns<E> {
+    fn tensors<B: Backend>(self, shape: [usize; 2], device: &B::Device) -> ColumnTensors<B> {
+        // `E` is f32 or f64: hand the vector over without copying.
+        let values = match E::dtype() {
+            DType::F64 => ValuesOf::F64(super::downcast(self.values).expect("E = f64")),
+            _ => ValuesOf::F32(super::downcast(self.values).expect("E = f32")),
+        };
+        ColumnTensors {
+            values,
+            d_mu: super::tensor_from(self.d_mu, shape, device),
+            d_theta: super::tensor_from(self.d_theta, shape, device),
+            d_logits: self.d_logits.map(|v| super::tensor_from(v, shape, device)),
         }
     }
 }
 
-/// One multi-threaded pass over all elements (rows in parallel).
-fn kernel<O: HostFloat>(inp: &KernelInputs, rows: usize) -> Columns<Vec<O>> {
-    let (genes, n) = (inp.genes, rows * inp.genes);
-    let zero = O::from_f64(0.0);
-    let mut nll = vec![zero; n];
+/// One multi-threaded pass over all elements, rows in parallel.
+fn kernel<E: HostFloat>(
+    host: &[HostTensor; 3],
+    logits: Option<&HostTensor>,
+    inputs: &NbInputs<impl Backend>,
+    scale: Option<f64>,
+) -> Columns<E> {
+    let [rows, genes] = inputs.counts.dims();
+    let (x, mu, theta) = (
+        host[0].slice::<E>(),
+        host[1].slice::<E>(),
+        host[2].slice::<E>(),
+    );
+    let logits = logits.map(|l| l.slice::<E>());
+    let (eps, floor) = (inputs.eps, inputs.floor);
+    let theta_terms: Vec<ThetaTerms> = theta
+        .par_iter()
+        .map(|&raw| ThetaTerms::new(raw.to_f64(), eps, floor))
+        .collect();
+    let per_gene = theta_terms.len() == genes;
+    let (n, factor) = (rows * genes, scale.unwrap_or(1.0));
+    let zero = E::from_f64(0.0);
+    // Element-wise values; untouched (never mapped) when the caller wants the reduced total.
+    let mut values = vec![zero; n];
+    let mut row_sums = vec![0.0f64; rows];
     let mut d_mu = vec![zero; n];
     let mut d_theta = vec![zero; n];
     // Without `pi_logits` this stays zero-initialised and untouched: its pages are never mapped.
     let mut d_logits = vec![zero; n];
     let chunk = genes.max(1);
-    nll.par_chunks_mut(chunk)
+    values
+        .par_chunks_mut(chunk)
+        .zip(row_sums.par_iter_mut())
         .zip(d_mu.par_chunks_mut(chunk))
         .zip(d_theta.par_chunks_mut(chunk))
         .zip(d_logits.par_chunks_mut(chunk))
         .enumerate()
-        .for_each(|(row, (((nll, dm), dt), dl))| {
+        .for_each(|(row, ((((values, row_sum), dm), dt), dl))| {
             let start = row * genes;
-            let theta_row = if inp.per_gene {
-                inp.theta_terms
+            let theta_row = if per_gene {
+                &theta_terms[..]
             } else {
-                &inp.theta_terms[start..start + genes]
+                &theta_terms[start..start + genes]
             };
             for (j, tt) in theta_row.iter().enumerate() {
                 let i = start + j;
-                let (x, raw_mu) = (inp.x.get(i), inp.mu.get(i));
-                let mu = match inp.floor {
-                    Floor::Clamp => raw_mu.max(inp.eps),
+                let (count, raw_mu) = (x[i].to_f64(), mu[i].to_f64());
+                let m = match floor {
+                    Floor::Clamp => raw_mu.max(eps),
                     Floor::Shift => raw_mu,
-                } + inp.eps;
-                let (lp, g_mu, g_theta) = log_prob(x, mu, tt);
-                let g_mu = g_mu * live(inp.floor, raw_mu, inp.eps);
-                let g_theta = g_theta * tt.live;
-                let (value, weight) = match inp.logits {
+                } + eps;
+                let (lp, g_mu, g_theta) = log_prob(count, m, tt);
+                let g_mu = g_mu * live(floor, raw_mu, eps);
+                let (log_p, weight) = match logits {
                     Some(l) => {
-                        let z = zero_inflated(x <= 0.0, lp, l.get(i));
-                        dl[j] = O::from_f64(-z.d_logit);
+                        let z = zero_inflated(count <= 0.0, lp, l[i].to_f64());
+                        dl[j] = E::from_f64(-z.d_logit * factor);
                         (z.log_prob, z.weight)
                     }
                     None => (lp, 1.0),
                 };
-                nll[j] = O::from_f64(-value);
-                dm[j] = O::from_f64(-g_mu * weight);
-                dt[j] = O::from_f64(-g_theta * weight);
+                if scale.is_some() {
+                    *row_sum -= log_p;
+                } else {
+                    values[j] = E::from_f64(-log_p);
+                }
+                dm[j] = E::from_f64(-g_mu * weight * factor);
+                dt[j] = E::from_f64(-g_theta * tt.live * weight * factor);
             }
         });
+    if let Some(scale) = scale {
+        values = vec![E::from_f64(row_sums.iter().sum::<f64>() * scale)];
+    }
     Columns {
-        nll,
+        values,
         d_mu,
         d_theta,
-        d_logits: inp.logits.map(|_| d_logits),
+        d_logits: logits.map(|_| d_logits),
+    }
+}
+
+impl ThetaTerms {
+    fn new(raw: f64, eps: f64, floor: Floor) -> Self {
+        let theta = match floor {
+            Floor::Clamp => raw.max(eps),
+            Floor::Shift => raw,
+        };
+        Self {
+            theta,
+            inv_theta: theta.recip(),
+            lgamma: lgamma(theta),
+            digamma: digamma(theta),
+            live: live(floor, raw, eps),
+        }
     }
 }
 

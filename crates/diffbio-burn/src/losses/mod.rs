@@ -28,6 +28,17 @@ pub(crate) fn reduce<B: Backend, const D: usize>(
     }
 }
 
+/// The factor a [`Reduction`] applies to the sum of an element-wise loss of shape `dims`
+/// (for kernels that fuse the reduction).
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+pub(crate) fn reduction_scale(dims: &[usize], reduction: Reduction) -> f64 {
+    match reduction {
+        Reduction::Mean | Reduction::Auto => 1.0 / dims.iter().product::<usize>() as f64,
+        Reduction::Sum => 1.0,
+        Reduction::BatchMean => 1.0 / dims[0] as f64,
+    }
+}
+
 /// Panics unless `D2 + 1 == D`, for losses that reduce the last dimension of a rank-`D` input
 /// and return a rank-`D2` tensor (Burn's `squeeze_dim` convention).
 pub(crate) fn check_output_rank<const D: usize, const D2: usize>(loss: &str) {

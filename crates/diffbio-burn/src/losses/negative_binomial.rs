@@ -44,10 +44,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::reduce;
+use super::{reduce, reduction_scale};
 use crate::Reduction;
-#[cfg(feature = "ndarray")]
-use crate::host::nb::Floor;
 use crate::special::{
     DIGAMMA_SERIES_FROM, HALF_LN_2PI, constant, digamma, digamma_remainder, is_autodiff,
     log1p_minus, stirling_remainder, with_grad,
@@ -149,7 +147,30 @@ impl NegativeBinomialLoss {
         theta: Tensor<B, T>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
+            let scale = reduction_scale(&counts.dims(), reduction);
+            return crate::host::nb::nll_reduced(self.host_inputs(counts, mu, theta), scale);
+        }
         reduce(self.forward_no_reduction(counts, mu, theta), reduction)
+    }
+
+    #[cfg(feature = "ndarray")]
+    fn host_inputs<B: Backend>(
+        &self,
+        counts: Tensor<B, 2>,
+        mu: Tensor<B, 2>,
+        theta: Tensor<B, 2>,
+    ) -> crate::host::nb::NbInputs<B> {
+        crate::host::nb::NbInputs {
+            counts,
+            mu,
+            theta,
+            pi_logits: None,
+            eps: self.eps,
+            floor: crate::host::nb::Floor::Clamp,
+        }
     }
 
     /// The element-wise negative log-likelihood.
@@ -174,7 +195,7 @@ impl NegativeBinomialLoss {
         let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            return crate::host::nb::nll(&counts, mu, theta, None, self.eps, Floor::Clamp);
+            return crate::host::nb::nll(self.host_inputs(counts, mu, theta));
         }
         let x = constant(&counts);
         let mu_c = constant(&mu).clamp_min(self.eps);

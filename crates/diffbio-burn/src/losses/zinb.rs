@@ -26,10 +26,8 @@ use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::negative_binomial::{check_inputs, nb_log_prob};
-use super::reduce;
+use super::{reduce, reduction_scale};
 use crate::Reduction;
-#[cfg(feature = "ndarray")]
-use crate::host::nb::Floor;
 use crate::special::{constant, is_autodiff, softplus_value, with_grad};
 use crate::validate;
 
@@ -121,10 +119,56 @@ impl ZinbLoss {
         pi_logits: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            let scale = reduction_scale(&counts.dims(), reduction);
+            let inputs = self.host_inputs(counts, mu, theta, pi_logits);
+            return crate::host::nb::nll_reduced(inputs, scale);
+        }
         reduce(
             self.forward_no_reduction(counts, mu, theta, pi_logits),
             reduction,
         )
+    }
+
+    /// Checks the inputs and packs them for the host kernel.
+    #[cfg(feature = "ndarray")]
+    fn host_inputs<B: Backend, const T: usize>(
+        &self,
+        counts: Tensor<B, 2>,
+        mu: Tensor<B, 2>,
+        theta: Tensor<B, T>,
+        pi_logits: Tensor<B, 2>,
+    ) -> crate::host::nb::NbInputs<B> {
+        let theta = self.check(&counts, &mu, theta, &pi_logits);
+        crate::host::nb::NbInputs {
+            counts,
+            mu,
+            theta,
+            pi_logits: Some(pi_logits),
+            eps: self.eps,
+            floor: crate::host::nb::Floor::Shift,
+        }
+    }
+
+    /// Shape checks (always) and value checks (with `validate`); `theta` as `[1|B, G]`.
+    fn check<B: Backend, const T: usize>(
+        &self,
+        counts: &Tensor<B, 2>,
+        mu: &Tensor<B, 2>,
+        theta: Tensor<B, T>,
+        pi_logits: &Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let theta = check_inputs(NAME, self.validate, counts, mu, theta);
+        validate::same_shape(
+            NAME,
+            ("counts", &counts.dims()),
+            ("pi_logits", &pi_logits.dims()),
+        );
+        if self.validate {
+            validate::finite(NAME, "pi_logits", pi_logits);
+        }
+        theta
     }
 
     /// The element-wise negative log-likelihood `-log p(counts)`.
@@ -147,20 +191,11 @@ impl ZinbLoss {
         theta: Tensor<B, T>,
         pi_logits: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
-        validate::same_shape(
-            NAME,
-            ("counts", &counts.dims()),
-            ("pi_logits", &pi_logits.dims()),
-        );
-        if self.validate {
-            validate::finite(NAME, "pi_logits", &pi_logits);
-        }
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            let logits = Some(pi_logits);
-            return crate::host::nb::nll(&counts, mu, theta, logits, self.eps, Floor::Shift);
+            return crate::host::nb::nll(self.host_inputs(counts, mu, theta, pi_logits));
         }
+        let theta = self.check(&counts, &mu, theta, &pi_logits);
         let x = constant(&counts);
         let logits = constant(&pi_logits);
         let is_zero = x.clone().lower_equal_elem(0.0);
