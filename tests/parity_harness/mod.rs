@@ -502,7 +502,7 @@ pub(crate) fn compute<B: AutodiffBackend>(
     match fx.function.as_str() {
         "negative_binomial" => negative_binomial(fx, inp, path),
         "zinb" => zinb(fx, inp, path),
-        "vae_elbo" => vae_elbo(fx, inp),
+        "vae_elbo" => vae_elbo(fx, inp, path),
         "hmm" => hmm(inp),
         "multinomial_nll" => multinomial_nll(inp),
         "bpnet_mixture" => bpnet_mixture(fx, inp),
@@ -561,8 +561,9 @@ pub(crate) fn zinb<B: AutodiffBackend>(
 pub(crate) fn vae_elbo<B: AutodiffBackend>(
     fx: &Fixture,
     inp: &Inputs<B>,
+    path: Impl,
 ) -> Result<Outputs<B>, String> {
-    let mut config = VaeLossConfig::new();
+    let mut config = VaeLossConfig::new().with_fast_path(path == Impl::Fast);
     if let Some(w) = config_f64(fx, "kl_weight")? {
         config = config.with_kl_weight(w);
     }

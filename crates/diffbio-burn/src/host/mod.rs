@@ -32,7 +32,9 @@ use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
 pub(crate) mod autodiff;
 pub(crate) mod nb;
+pub(crate) mod pointwise;
 pub(crate) mod special;
+pub(crate) mod vae;
 
 /// Whether tensors of `B` live in host memory (the device is `NdArrayDevice`), so the fused
 /// CPU kernels of this module apply.

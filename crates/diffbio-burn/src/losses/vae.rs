@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::kl::gaussian_kl;
-use super::reduce;
+use super::{reduce, reduction_scale};
 use crate::Reduction;
 use crate::special::{constant, softplus};
 use crate::validate;
@@ -39,6 +39,11 @@ pub struct VaeLossConfig {
     /// first violation. One device read-back per input. Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused CPU kernels on backends that keep tensors in host memory (NdArray; see
+    /// [`host`](crate::host)). `false` forces the generic tensor-op path, which every other
+    /// backend takes; both agree to float32 rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl VaeLossConfig {
@@ -56,6 +61,7 @@ impl VaeLossConfig {
             kl_weight: self.kl_weight,
             reconstruction: self.reconstruction,
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -138,6 +144,8 @@ pub struct VaeLoss {
     pub reconstruction: Reconstruction,
     /// See [`VaeLossConfig::validate`].
     pub validate: bool,
+    /// See [`VaeLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl VaeLoss {
@@ -158,8 +166,10 @@ impl VaeLoss {
         logvar: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Elbo<B> {
-        let terms = self.forward_no_reduction(x, x_recon, mean, logvar);
-        self.reduce_terms(terms, reduction)
+        self.check_recon(&x, &x_recon);
+        self.check_latent(x.dims()[0], &mean, &logvar);
+        let recon = self.recon_reduced(x, x_recon, reduction.clone());
+        self.weigh(recon, self.kl_reduced(mean, logvar, reduction))
     }
 
     /// The element-wise reconstruction and KL terms.
@@ -182,22 +192,11 @@ impl VaeLoss {
         mean: Tensor<B, 2>,
         logvar: Tensor<B, 2>,
     ) -> ElboTerms<B> {
-        validate::same_shape(NAME, ("x", &x.dims()), ("x_recon", &x_recon.dims()));
-        if self.validate {
-            match self.reconstruction {
-                Reconstruction::Mse => validate::finite(NAME, "x", &x),
-                Reconstruction::Bce => validate::unit_interval(NAME, "x", &x),
-            }
-            validate::finite(NAME, "x_recon", &x_recon);
-        }
-        let x = constant(&x);
-        let recon = match self.reconstruction {
-            Reconstruction::Mse => (x - x_recon).square(),
-            Reconstruction::Bce => softplus(x_recon.clone()) - x * x_recon,
-        };
+        self.check_recon(&x, &x_recon);
+        self.check_latent(x.dims()[0], &mean, &logvar);
         ElboTerms {
-            kl: self.kl_terms(recon.dims()[0], mean, logvar),
-            recon,
+            recon: self.recon_elements(x, x_recon),
+            kl: self.kl_elements(mean, logvar),
         }
     }
 
@@ -220,14 +219,18 @@ impl VaeLoss {
         logvar: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Elbo<B> {
-        let kl = self.kl_terms(recon.dims()[0], mean, logvar);
-        self.reduce_terms(ElboTerms { recon, kl }, reduction)
+        self.check_latent(recon.dims()[0], &mean, &logvar);
+        let kl = self.kl_reduced(mean, logvar, reduction.clone());
+        self.weigh(reduce(recon, reduction), kl)
     }
 
     /// Reduces element-wise terms and weights the KL.
     pub fn reduce_terms<B: Backend>(&self, terms: ElboTerms<B>, reduction: Reduction) -> Elbo<B> {
         let recon = reduce(terms.recon, reduction.clone());
-        let kl = reduce(terms.kl, reduction);
+        self.weigh(recon, reduce(terms.kl, reduction))
+    }
+
+    fn weigh<B: Backend>(&self, recon: Tensor<B, 1>, kl: Tensor<B, 1>) -> Elbo<B> {
         Elbo {
             loss: recon.clone() + kl.clone() * self.kl_weight,
             recon,
@@ -235,12 +238,74 @@ impl VaeLoss {
         }
     }
 
-    fn kl_terms<B: Backend>(
+    /// Whether to use the fused host kernels (see [`host`](crate::host)).
+    fn on_host<B: Backend>(&self) -> bool {
+        #[cfg(feature = "ndarray")]
+        return self.fast_path && crate::host::on_host::<B>();
+        #[cfg(not(feature = "ndarray"))]
+        false
+    }
+
+    fn recon_elements<B: Backend>(&self, x: Tensor<B, 2>, x_recon: Tensor<B, 2>) -> Tensor<B, 2> {
+        #[cfg(feature = "ndarray")]
+        if self.on_host::<B>() {
+            return crate::host::vae::recon(x, x_recon, self.reconstruction, None).elementwise();
+        }
+        let x = constant(&x);
+        match self.reconstruction {
+            Reconstruction::Mse => (x - x_recon).square(),
+            Reconstruction::Bce => softplus(x_recon.clone()) - x * x_recon,
+        }
+    }
+
+    fn recon_reduced<B: Backend>(
         &self,
-        batch: usize,
+        x: Tensor<B, 2>,
+        x_recon: Tensor<B, 2>,
+        reduction: Reduction,
+    ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.on_host::<B>() {
+            let scale = Some(reduction_scale(&x.dims(), reduction));
+            return crate::host::vae::recon(x, x_recon, self.reconstruction, scale).total();
+        }
+        reduce(self.recon_elements(x, x_recon), reduction)
+    }
+
+    fn kl_elements<B: Backend>(&self, mean: Tensor<B, 2>, logvar: Tensor<B, 2>) -> Tensor<B, 2> {
+        #[cfg(feature = "ndarray")]
+        if self.on_host::<B>() {
+            return crate::host::vae::kl(mean, logvar, None).elementwise();
+        }
+        gaussian_kl(mean, logvar)
+    }
+
+    fn kl_reduced<B: Backend>(
+        &self,
         mean: Tensor<B, 2>,
         logvar: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
+        reduction: Reduction,
+    ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.on_host::<B>() {
+            let scale = Some(reduction_scale(&mean.dims(), reduction));
+            return crate::host::vae::kl(mean, logvar, scale).total();
+        }
+        reduce(gaussian_kl(mean, logvar), reduction)
+    }
+
+    fn check_recon<B: Backend>(&self, x: &Tensor<B, 2>, x_recon: &Tensor<B, 2>) {
+        validate::same_shape(NAME, ("x", &x.dims()), ("x_recon", &x_recon.dims()));
+        if self.validate {
+            match self.reconstruction {
+                Reconstruction::Mse => validate::finite(NAME, "x", x),
+                Reconstruction::Bce => validate::unit_interval(NAME, "x", x),
+            }
+            validate::finite(NAME, "x_recon", x_recon);
+        }
+    }
+
+    fn check_latent<B: Backend>(&self, batch: usize, mean: &Tensor<B, 2>, logvar: &Tensor<B, 2>) {
         validate::same_shape(NAME, ("mean", &mean.dims()), ("logvar", &logvar.dims()));
         let latent_batch = mean.dims()[0];
         assert!(
@@ -250,10 +315,9 @@ impl VaeLoss {
             mean.dims()
         );
         if self.validate {
-            validate::finite(NAME, "mean", &mean);
-            validate::finite(NAME, "logvar", &logvar);
+            validate::finite(NAME, "mean", mean);
+            validate::finite(NAME, "logvar", logvar);
         }
-        gaussian_kl(mean, logvar)
     }
 }
 

@@ -1,0 +1,138 @@
+//! Element-wise losses with closed-form derivatives, optionally reduced in the same pass.
+
+use burn::tensor::{DType, Tensor, backend::Backend};
+use rayon::prelude::*;
+
+use super::autodiff::attach;
+use super::{HostFloat, HostTensor, tensor_from};
+
+/// Rows of this many elements are one rayon task.
+const CHUNK: usize = 1 << 14;
+
+/// `loss[i] = f(inputs[0][i], .., inputs[K-1][i]).0` for same-shaped `inputs`, with
+/// `∂loss[i]/∂inputs[wrt[k]][i] = f(..).1[k]`, as a tensor of `inputs`' shape (`scale: None`)
+/// or as `[1]` holding `scale · Σ loss` (`Some(scale)`), gradients attached to the inputs
+/// listed in `wrt`.
+pub(crate) fn map<B, F, const D: usize, const K: usize, const N: usize>(
+    inputs: [Tensor<B, D>; K],
+    wrt: [usize; N],
+    scale: Option<f64>,
+    f: F,
+) -> Reduced<B, D>
+where
+    B: Backend,
+    F: Fn([f64; K]) -> (f64, [f64; N]) + Sync,
+{
+    let shape = inputs[0].dims();
+    let host = inputs.each_ref().map(HostTensor::of);
+    let device = inputs[0].device();
+    let (values, derivatives) = match host[0].dtype() {
+        DType::F64 => kernel::<f64, F, K, N>(&host, scale, &f).tensors::<B, D>(shape, &device),
+        _ => kernel::<f32, F, K, N>(&host, scale, &f).tensors::<B, D>(shape, &device),
+    };
+    let mut inputs = inputs.map(Some);
+    let wrt_inputs = wrt.map(|k| inputs[k].take().expect("distinct `wrt` indices"));
+    match values {
+        Reduced::Elementwise(v) => Reduced::Elementwise(attach(v, wrt_inputs, derivatives)),
+        Reduced::Total(v) => Reduced::Total(attach(v, wrt_inputs, derivatives)),
+    }
+}
+
+/// The result of [`map`]: element-wise, or reduced to `[1]`.
+pub(crate) enum Reduced<B: Backend, const D: usize> {
+    Elementwise(Tensor<B, D>),
+    Total(Tensor<B, 1>),
+}
+
+impl<B: Backend, const D: usize> Reduced<B, D> {
+    /// The element-wise tensor (panics if reduced).
+    pub(crate) fn elementwise(self) -> Tensor<B, D> {
+        match self {
+            Self::Elementwise(t) => t,
+            Self::Total(_) => unreachable!("asked for a reduced value"),
+        }
+    }
+
+    /// The reduced `[1]` tensor (panics if element-wise).
+    pub(crate) fn total(self) -> Tensor<B, 1> {
+        match self {
+            Self::Total(t) => t,
+            Self::Elementwise(_) => unreachable!("asked for element-wise values"),
+        }
+    }
+}
+
+struct Columns<E, const N: usize> {
+    values: Vec<E>,
+    total: Option<f64>,
+    derivatives: [Vec<E>; N],
+}
+
+impl<E: HostFloat, const N: usize> Columns<E, N> {
+    fn tensors<B: Backend, const D: usize>(
+        self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> (Reduced<B, D>, [Tensor<B, D>; N]) {
+        let values = match self.total {
+            Some(total) => Reduced::Total(tensor_from(vec![E::from_f64(total)], [1], device)),
+            None => Reduced::Elementwise(tensor_from(self.values, shape, device)),
+        };
+        (
+            values,
+            self.derivatives.map(|d| tensor_from(d, shape, device)),
+        )
+    }
+}
+
+fn kernel<E: HostFloat, F, const K: usize, const N: usize>(
+    host: &[HostTensor; K],
+    scale: Option<f64>,
+    f: &F,
+) -> Columns<E, N>
+where
+    F: Fn([f64; K]) -> (f64, [f64; N]) + Sync,
+{
+    let slices = host.each_ref().map(|h| h.slice::<E>());
+    let n = slices[0].len();
+    let factor = scale.unwrap_or(1.0);
+    let zero = E::from_f64(0.0);
+    // Untouched (never mapped) when reduced.
+    let mut values = vec![zero; n];
+    let mut derivatives: [Vec<E>; N] = core::array::from_fn(|_| vec![zero; n]);
+    let chunks = n.div_ceil(CHUNK);
+    let mut partial = vec![0.0f64; chunks];
+    // Split every output into CHUNK-sized pieces, one task per piece.
+    let mut pieces: Vec<(usize, &mut [E], Vec<&mut [E]>, &mut f64)> = Vec::with_capacity(chunks);
+    let mut derivative_chunks: Vec<std::slice::ChunksMut<E>> = derivatives
+        .iter_mut()
+        .map(|d| d.chunks_mut(CHUNK))
+        .collect();
+    for (c, (v, p)) in values.chunks_mut(CHUNK).zip(partial.iter_mut()).enumerate() {
+        let ds = derivative_chunks
+            .iter_mut()
+            .map(|it| it.next().expect("same length"))
+            .collect();
+        pieces.push((c * CHUNK, v, ds, p));
+    }
+    pieces.into_par_iter().for_each(|(start, v, mut ds, p)| {
+        for j in 0..v.len() {
+            let i = start + j;
+            let args = slices.map(|s| s[i].to_f64());
+            let (value, d) = f(args);
+            if scale.is_some() {
+                *p += value;
+            } else {
+                v[j] = E::from_f64(value);
+            }
+            for (out, d) in ds.iter_mut().zip(d) {
+                out[j] = E::from_f64(d * factor);
+            }
+        }
+    });
+    Columns {
+        total: scale.map(|s| partial.iter().sum::<f64>() * s),
+        values,
+        derivatives,
+    }
+}
