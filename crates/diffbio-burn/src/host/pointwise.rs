@@ -85,6 +85,10 @@ impl<E: HostFloat, const N: usize> Columns<E, N> {
     }
 }
 
+/// One task: first element index, its slices of the values and of each derivative, and its
+/// partial sum.
+type Piece<'a, E> = (usize, &'a mut [E], Vec<&'a mut [E]>, &'a mut f64);
+
 fn kernel<E: HostFloat, F, const K: usize, const N: usize>(
     host: &[HostTensor; K],
     scale: Option<f64>,
@@ -103,7 +107,7 @@ where
     let chunks = n.div_ceil(CHUNK);
     let mut partial = vec![0.0f64; chunks];
     // Split every output into CHUNK-sized pieces, one task per piece.
-    let mut pieces: Vec<(usize, &mut [E], Vec<&mut [E]>, &mut f64)> = Vec::with_capacity(chunks);
+    let mut pieces: Vec<Piece<E>> = Vec::with_capacity(chunks);
     let mut derivative_chunks: Vec<std::slice::ChunksMut<E>> = derivatives
         .iter_mut()
         .map(|d| d.chunks_mut(CHUNK))
