@@ -30,6 +30,7 @@ use serde_json::{Number, Value};
 
 use common::{CloseReport, compare, int_tensor, tensor, to_f64};
 use diffbio_burn::Reduction;
+use diffbio_burn::hmm::Hmm;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::zinb::ZinbLossConfig;
 
@@ -541,8 +542,20 @@ fn vae_elbo<B: AutodiffBackend>(_fx: &Fixture, _inp: &Inputs<B>) -> Result<Outpu
     Err("PARITY-DEV: not landed yet".into())
 }
 
-fn hmm<B: AutodiffBackend>(_inp: &Inputs<B>) -> Result<Outputs<B>, String> {
-    Err("PARITY-DEV: not landed yet".into())
+fn hmm<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Outputs<B>, String> {
+    let model = Hmm::from_logits(
+        inp.float::<1>("log_initial")?,
+        inp.float::<2>("log_transitions")?,
+        inp.float::<2>("log_emissions")?,
+    );
+    let observations = inp.int::<2>("observations")?;
+    let lengths = inp.int_opt::<1>("lengths")?;
+    let loss = model.forward(observations.clone(), lengths.clone(), Reduction::Mean);
+    let log_likelihood = model.log_likelihood(observations, lengths);
+    Ok(Outputs::from([
+        ("loss", loss),
+        ("log_likelihood", log_likelihood),
+    ]))
 }
 
 fn multinomial_nll<B: AutodiffBackend>(_inp: &Inputs<B>) -> Result<Outputs<B>, String> {

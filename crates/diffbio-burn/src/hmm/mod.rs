@@ -1,1 +1,54 @@
-//! Hidden Markov model (issue 3).
+//! Discrete hidden Markov model with learnable parameters (DiffBio's `HMMLikelihoodLoss`).
+//!
+//! An [`Hmm`] is a Burn [`Module`](burn::module::Module) holding raw logits for the
+//! initial distribution `π [S]`, the transitions `A [S, S]` (row = from-state) and the
+//! emissions `B [S, E]`, normalised with `log_softmax` on use. Train it with any Burn
+//! optimiser on the loss [`Hmm::forward`], the mean negative log-likelihood of a batch of
+//! integer sequences:
+//!
+//! ```text
+//! loss = -1/B Σ_b log p(x_b),   p(x) = Σ_z π[z_0] B[z_0, x_0] Π_t A[z_{t-1}, z_t] B[z_t, x_t]
+//! ```
+//!
+//! # Variable-length batches
+//! Every method takes optional `lengths [B]`: row `b` holds `lengths[b]` real symbols and
+//! then padding, which contributes nothing (DiffBio has no lengths and scores padding as
+//! real symbols).
+//!
+//! # Autodiff memory
+//! The forward recursion is log-space and batched, one tensor step per time step
+//! (`[B, S, 1] + [1, S, S]` → log-sum-exp over the from-state). Taping it keeps, per step,
+//! the `[B, S, S]` sum and its exponential plus a few `[B, S]` tensors: about
+//! `2·B·T·S² + 6·B·T·S` floats on the autodiff tape, i.e. `O(B·T·S²)`.
+//!
+//! # Validation
+//! With `validate` on (the default) each call reads one boolean back from the device to
+//! check the observations and lengths; on GPU backends that is a synchronisation, so switch
+//! it off with [`Hmm::with_validate`] in hot loops once the data are trusted. With it off,
+//! out-of-range symbols are clamped into range as DiffBio does.
+//!
+//! # Example
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use burn::tensor::{Int, Tensor};
+//! use diffbio_burn::Reduction;
+//! use diffbio_burn::hmm::HmmConfig;
+//!
+//! type B = Autodiff<NdArray>;
+//! let device = Default::default();
+//! let hmm = HmmConfig::new(3, 4).with_seed(7).init::<B>(&device);
+//! let x = Tensor::<B, 2, Int>::from_ints([[0, 1, 3, 2], [2, 2, 0, 0]], &device);
+//! let lengths = Tensor::<B, 1, Int>::from_ints([4, 2], &device); // row 1: two symbols
+//! let loss = hmm.forward(x, Some(lengths), Reduction::Mean);
+//! let grads = loss.backward();
+//! assert!(hmm.transitions.grad(&grads).is_some());
+//! ```
+
+mod check;
+mod config;
+mod forward;
+mod likelihood;
+mod model;
+
+pub use config::HmmConfig;
+pub use model::{Hmm, HmmLogProbs};

@@ -1,0 +1,207 @@
+//! HMM tests: brute-force path enumeration on tiny models, padding, finite-difference
+//! gradients on `NdArray<f64>`, and the validation errors.
+
+mod common;
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use common::{assert_close, to_f64};
+use diffbio_burn::Reduction;
+use diffbio_burn::hmm::{Hmm, HmmConfig};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+#[path = "hmm_ref/mod.rs"]
+mod hmm_ref;
+use hmm_ref::*;
+
+// ---------------------------------------------------------------------------------------------
+// Likelihood
+// ---------------------------------------------------------------------------------------------
+
+/// The forward algorithm equals the sum over all state paths, for S ≤ 3, T ≤ 6.
+fn likelihood_equals_path_sum<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let (atol, rtol) = tol::<B>();
+    for s in 1..=3 {
+        for t in 1..=6 {
+            let m = Logits::random(&mut rng, s, 3, 2.0);
+            let b = 4;
+            let x = random_sequences(&mut rng, b, t, 3);
+            let hmm = m.module::<B>(&Default::default());
+            let got = to_f64(hmm.log_likelihood(obs(&x, b, t), None));
+            let want: Vec<f64> = x
+                .chunks(t)
+                .map(|row| brute_log_likelihood(&m, row))
+                .collect();
+            assert_close(&format!("S={s} T={t}"), &got, &want, atol, rtol);
+        }
+    }
+}
+
+/// The loss is the mean NLL (DiffBio), the sum with `Reduction::Sum`.
+fn loss_is_mean_nll<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let m = Logits::random(&mut rng, 3, 4, 1.0);
+    let x = random_sequences(&mut rng, 5, 7, 4);
+    let hmm = m.module::<B>(&Default::default());
+    let ll = to_f64(hmm.log_likelihood(obs(&x, 5, 7), None));
+    let mean = to_f64(hmm.forward(obs(&x, 5, 7), None, Reduction::Mean));
+    let sum = to_f64(hmm.forward(obs(&x, 5, 7), None, Reduction::Sum));
+    let want_sum = -ll.iter().sum::<f64>();
+    assert_close("mean", &mean, &[want_sum / 5.0], 1e-5, 1e-6);
+    assert_close("sum", &sum, &[want_sum], 1e-5, 1e-6);
+}
+
+/// A padded batch gives the per-sequence values of the unpadded sequences, and the
+/// gradient of its summed NLL is the sum of the per-sequence gradients.
+fn padding_contributes_nothing<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let m = Logits::random(&mut rng, 3, 4, 1.5);
+    let lengths = [1_i64, 6, 3, 9, 9, 2];
+    let t = 9;
+    let seqs: Vec<Vec<i64>> = lengths
+        .iter()
+        .map(|&l| random_sequences(&mut rng, 1, l as usize, 4))
+        .collect();
+    // Padding with out-of-range junk: it must be ignored, also by the validation.
+    let mut padded = Vec::new();
+    for s in &seqs {
+        padded.extend(s);
+        padded.extend(std::iter::repeat_n(-7, t - s.len()));
+    }
+    let b = lengths.len();
+    let device = Default::default();
+    let hmm = m.module::<B>(&device);
+    let batched = hmm.log_likelihood(obs(&padded, b, t), Some(lens(&lengths)));
+    let got = to_f64(batched.clone());
+    let mut want = Vec::new();
+    for s in &seqs {
+        want.extend(to_f64(hmm.log_likelihood(obs(&s[..], 1, s.len()), None)));
+    }
+    assert_close(
+        "padded vs unpadded",
+        &got,
+        &want,
+        0.0,
+        4.0 * f32::EPSILON as f64,
+    );
+
+    // Gradients: Σ_b of the padded batch = Σ_b of separate evaluations.
+    let grad_of = |loss: Tensor<B, 1>, hmm: &Hmm<B>| -> Vec<f64> {
+        let g = loss.backward();
+        let mut v = to_f64(hmm.initial.grad(&g).unwrap());
+        v.extend(to_f64(hmm.transitions.grad(&g).unwrap()));
+        v.extend(to_f64(hmm.emissions.grad(&g).unwrap()));
+        v
+    };
+    let h1 = m.module::<B>(&device);
+    let g_batched = grad_of(
+        h1.forward(obs(&padded, b, t), Some(lens(&lengths)), Reduction::Sum),
+        &h1,
+    );
+    let h2 = m.module::<B>(&device);
+    let mut total = h2.forward(obs(&seqs[0][..], 1, seqs[0].len()), None, Reduction::Sum);
+    for s in &seqs[1..] {
+        total = total + h2.forward(obs(&s[..], 1, s.len()), None, Reduction::Sum);
+    }
+    let g_separate = grad_of(total, &h2);
+    assert_close("padded gradients", &g_batched, &g_separate, 1e-5, 1e-4);
+}
+
+/// `T = 1`, a batch of one, and lengths equal to `T` work.
+fn edge_shapes<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let m = Logits::random(&mut rng, 2, 3, 1.0);
+    let hmm = m.module::<B>(&Default::default());
+    let (atol, rtol) = tol::<B>();
+    let one = to_f64(hmm.log_likelihood(obs(&[2], 1, 1), None));
+    assert_close("T = 1", &one, &[brute_log_likelihood(&m, &[2])], atol, rtol);
+    let x = [0, 1, 2, 1];
+    let full = to_f64(hmm.log_likelihood(obs(&x, 1, 4), Some(lens(&[4]))));
+    assert_close("B = 1", &full, &[brute_log_likelihood(&m, &x)], atol, rtol);
+}
+
+/// With validation off, out-of-range symbols are clamped into range (DiffBio's behaviour).
+fn unvalidated_symbols_are_clamped<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let m = Logits::random(&mut rng, 2, 3, 1.0);
+    let hmm = m.module::<B>(&Default::default()).with_validate(false);
+    let got = to_f64(hmm.log_likelihood(obs(&[5, -1, 1], 1, 3), None));
+    let (atol, rtol) = tol::<B>();
+    assert_close(
+        "clamped",
+        &got,
+        &[brute_log_likelihood(&m, &[2, 0, 1])],
+        atol,
+        rtol,
+    );
+}
+
+backend_tests!(
+    likelihood_equals_path_sum,
+    loss_is_mean_nll,
+    padding_contributes_nothing,
+    edge_shapes,
+    unvalidated_symbols_are_clamped,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+fn small<B: Backend>() -> Hmm<B> {
+    HmmConfig::new(2, 4).init(&Default::default())
+}
+
+fn symbol_too_large<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[0, 1, 4], 1, 3), None);
+}
+
+fn symbol_negative<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[0, -1, 2, 3], 2, 2), None);
+}
+
+fn length_zero<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[0, 1, 2, 3], 2, 2), Some(lens(&[2, 0])));
+}
+
+fn length_too_long<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[0, 1, 2, 3], 2, 2), Some(lens(&[3, 1])));
+}
+
+fn lengths_wrong_shape<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[0, 1, 2, 3], 2, 2), Some(lens(&[2, 1, 1])));
+}
+
+fn empty_sequences<B: AutodiffBackend>() {
+    small::<B>().log_likelihood(obs(&[], 2, 0), None);
+}
+
+fn symbol_out_of_range_before_padding<B: AutodiffBackend>() {
+    // Position 1 of row 0 is inside its length 2.
+    small::<B>().log_likelihood(obs(&[0, 9, 0, 1], 2, 2), Some(lens(&[2, 1])));
+}
+
+backend_tests!(
+    #[should_panic(
+        expected = "Hmm: `observations` must be in 0..4 (0..n_emissions); found 4 at [0, 2]"
+    )]
+    symbol_too_large,
+    #[should_panic(
+        expected = "Hmm: `observations` must be in 0..4 (0..n_emissions); found -1 at [0, 1]"
+    )]
+    symbol_negative,
+    #[should_panic(expected = "Hmm: `lengths` must be in 1..=2 (1..=T); found 0 at index 1")]
+    length_zero,
+    #[should_panic(expected = "Hmm: `lengths` must be in 1..=2 (1..=T); found 3 at index 0")]
+    length_too_long,
+    #[should_panic(expected = "Hmm: `lengths` has shape [3], expected [2]")]
+    lengths_wrong_shape,
+    #[should_panic(
+        expected = "Hmm: `observations` has shape [2, 0], expected [B, T] with B >= 1 and T >= 1"
+    )]
+    empty_sequences,
+    #[should_panic(expected = "found 9 at [0, 1]")]
+    symbol_out_of_range_before_padding,
+);
