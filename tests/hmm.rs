@@ -147,6 +147,129 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Decoding and sampling
+// ---------------------------------------------------------------------------------------------
+
+fn ints<B: Backend, const D: usize>(t: Tensor<B, D, burn::tensor::Int>) -> Vec<i64> {
+    t.into_data().iter::<i64>().collect()
+}
+
+/// Viterbi equals the argmax over all paths (paths and log-probabilities), also with padding.
+fn viterbi_equals_argmax_path<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(41);
+    let (atol, rtol) = tol::<B>();
+    let mut checked = 0;
+    for s in 1..=3 {
+        for t in 1..=6 {
+            let m = Logits::random(&mut rng, s, 3, 2.0);
+            let b = 4;
+            let x = random_sequences(&mut rng, b, t, 3);
+            let lengths: Vec<i64> = (0..b).map(|i| (t - i % t) as i64).collect();
+            let hmm = m.module::<B>(&Default::default());
+            let out = hmm.viterbi(obs(&x, b, t), Some(lens(&lengths)));
+            let states = ints(out.states);
+            let log_prob = to_f64(out.log_prob);
+            for row in 0..b {
+                let n = lengths[row] as usize;
+                let (path, lp, gap) = brute_viterbi(&m, &x[row * t..row * t + n]);
+                assert_close("viterbi log-prob", &log_prob[row..=row], &[lp], atol, rtol);
+                if gap < 1e-4 {
+                    continue; // a near-tie: float32 may legitimately pick the other path
+                }
+                checked += 1;
+                let mut want: Vec<i64> = path.iter().map(|&z| z as i64).collect();
+                want.resize(t, -1);
+                assert_eq!(
+                    &states[row * t..(row + 1) * t],
+                    &want[..],
+                    "S={s} T={t} row {row}"
+                );
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} paths compared");
+}
+
+/// Posteriors equal the normalised path sums, sum to 1, and are 0 at padding.
+fn posteriors_equal_path_sums<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(42);
+    for s in 1..=3 {
+        for t in 1..=6 {
+            let m = Logits::random(&mut rng, s, 4, 2.0);
+            let b = 3;
+            let x = random_sequences(&mut rng, b, t, 4);
+            let lengths: Vec<i64> = (0..b).map(|i| (t - i % t) as i64).collect();
+            let hmm = m.module::<B>(&Default::default());
+            let post = to_f64(hmm.posteriors(obs(&x, b, t), Some(lens(&lengths))));
+            for row in 0..b {
+                let n = lengths[row] as usize;
+                let mut want = brute_posteriors(&m, &x[row * t..row * t + n]);
+                want.resize(t * s, 0.0);
+                let got = &post[row * t * s..(row + 1) * t * s];
+                assert_close(
+                    &format!("posteriors S={s} T={t} row {row}"),
+                    got,
+                    &want,
+                    2e-6,
+                    0.0,
+                );
+                for step in 0..n {
+                    let total: f64 = got[step * s..(step + 1) * s].iter().sum();
+                    assert!((total - 1.0).abs() < 1e-5, "posteriors sum to {total}");
+                }
+            }
+        }
+    }
+}
+
+/// Sampling is reproducible per seed, and its frequencies match the model's probabilities.
+fn sampling_matches_the_model<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(43);
+    let m = Logits::random(&mut rng, 3, 4, 1.0);
+    let hmm = m.module::<B>(&Default::default());
+    let (n, t) = (20_000, 2);
+    let a = hmm.sample(n, t, 5);
+    let again = hmm.sample(n, t, 5);
+    let other = hmm.sample(n, t, 6);
+    let (z, x) = (ints(a.states), ints(a.observations));
+    assert_eq!(z, ints(again.states));
+    assert_eq!(x, ints(again.observations));
+    assert_ne!(x, ints(other.observations));
+    let (li, lt, le) = m.log_probs();
+    // Empirical frequencies within 5 standard errors of the probabilities.
+    let check = |what: &str, hits: usize, total: usize, p: f64| {
+        let f = hits as f64 / total as f64;
+        let se = (p * (1.0 - p) / total as f64).sqrt();
+        assert!(
+            (f - p).abs() <= 5.0 * se + 1e-9,
+            "{what}: frequency {f} vs probability {p}"
+        );
+    };
+    for i in 0..3 {
+        let starts = (0..n).filter(|&r| z[r * t] == i as i64).count();
+        check("initial", starts, n, li[i].exp());
+        for j in 0..3 {
+            let moves = (0..n)
+                .filter(|&r| z[r * t] == i as i64 && z[r * t + 1] == j as i64)
+                .count();
+            check("transition", moves, starts, lt[i * 3 + j].exp());
+        }
+        for k in 0..4 {
+            let emits = (0..n)
+                .filter(|&r| z[r * t] == i as i64 && x[r * t] == k as i64)
+                .count();
+            check("emission", emits, starts, le[i * 4 + k].exp());
+        }
+    }
+}
+
+backend_tests!(
+    viterbi_equals_argmax_path,
+    posteriors_equal_path_sums,
+    sampling_matches_the_model,
+);
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
 

@@ -135,3 +135,29 @@ pub fn int_tensor<B: Backend, const D: usize>(
 ) -> Tensor<B, D, Int> {
     Tensor::from_data(TensorData::new(data.to_vec(), shape), device)
 }
+
+/// The most likely path, its log-probability and the gap to the second best path.
+pub fn brute_viterbi(m: &Logits, x: &[i64]) -> (Vec<usize>, f64, f64) {
+    let mut paths = all_paths(m, x);
+    paths.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    let gap = if paths.len() > 1 {
+        paths[0].1 - paths[1].1
+    } else {
+        f64::INFINITY
+    };
+    (paths[0].0.clone(), paths[0].1, gap)
+}
+
+/// `p(z_t = i | x)` by normalised path sums, row-major `[T, S]`.
+pub fn brute_posteriors(m: &Logits, x: &[i64]) -> Vec<f64> {
+    let paths = all_paths(m, x);
+    let ll = log_sum_exp(paths.iter().map(|(_, lp)| *lp));
+    let mut post = vec![0.0; x.len() * m.s];
+    for (z, lp) in &paths {
+        let w = (lp - ll).exp();
+        for (t, &s) in z.iter().enumerate() {
+            post[t * m.s + s] += w;
+        }
+    }
+    post
+}

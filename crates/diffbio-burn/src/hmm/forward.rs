@@ -96,3 +96,55 @@ pub(crate) fn log_likelihood_from_alpha<B: Backend>(alpha: Tensor<B, 2>) -> Tens
     let [batch, _] = alpha.dims();
     log_sum_exp(alpha, 1).reshape([batch])
 }
+
+/// Backward variables `β_t[b, i] = log p(x_{t+1..T_b} | z_t = i)`, `[B, S]` each, for
+/// `t = 0..T`; `β_t = 0` for `t >= T_b - 1` (the padded steps).
+///
+/// ```text
+/// β_t[b, i] = logsumexp_j(log A[i, j] + log B[j, x_{t+1}] + β_{t+1}[b, j])
+/// ```
+pub(crate) fn backward_betas<B: Backend>(
+    lp: &HmmLogProbs<B>,
+    emissions: Tensor<B, 3>,
+    valid: Option<Tensor<B, 2, Bool>>,
+) -> Vec<Tensor<B, 2>> {
+    let [batch, len, states] = emissions.dims();
+    let trans = lp.log_transitions.clone().unsqueeze::<3>();
+    let steps = time_steps(emissions);
+    let masks = valid.map(|v| mask_steps(v, states));
+    let zero = Tensor::<B, 2>::zeros([batch, states], &lp.log_initial.device());
+    let mut betas = vec![zero.clone(); len];
+    for t in (0..len.saturating_sub(1)).rev() {
+        let next = (steps[t + 1].clone() + betas[t + 1].clone()).unsqueeze_dim::<3>(1);
+        let beta = log_sum_exp(trans.clone() + next, 2).reshape([batch, states]);
+        betas[t] = match &masks {
+            Some(m) => zero.clone().mask_where(m[t + 1].clone(), beta),
+            None => beta,
+        };
+    }
+    betas
+}
+
+/// Posterior state marginals `γ_t[b, i] = p(z_t = i | x_b)`, `[B, T, S]`, from the forward
+/// and backward variables; 0 at padded positions.
+pub(crate) fn posteriors_from<B: Backend>(
+    alphas: Vec<Tensor<B, 2>>,
+    betas: Vec<Tensor<B, 2>>,
+    log_likelihood: Tensor<B, 1>,
+    valid: Option<Tensor<B, 2, Bool>>,
+) -> Tensor<B, 3> {
+    let alpha = Tensor::stack::<3>(alphas, 1);
+    let beta = Tensor::stack::<3>(betas, 1);
+    let [batch, len, states] = alpha.dims();
+    let ll = log_likelihood.reshape([batch, 1, 1]);
+    let gamma = (alpha + beta - ll).exp();
+    match valid {
+        Some(v) => gamma.mask_fill(
+            v.bool_not()
+                .unsqueeze_dim::<3>(2)
+                .expand([batch, len, states]),
+            0.0,
+        ),
+        None => gamma,
+    }
+}

@@ -10,6 +10,10 @@
 //! loss = -1/B Σ_b log p(x_b),   p(x) = Σ_z π[z_0] B[z_0, x_0] Π_t A[z_{t-1}, z_t] B[z_t, x_t]
 //! ```
 //!
+//! Decoding: [`Hmm::viterbi`] (most likely state paths with their joint log-probability) and
+//! [`Hmm::posteriors`] (state marginals by forward-backward). [`Hmm::sample`] draws state and
+//! symbol sequences with a seeded RNG, to generate data for tests and examples.
+//!
 //! # Variable-length batches
 //! Every method takes optional `lengths [B]`: row `b` holds `lengths[b]` real symbols and
 //! then padding, which contributes nothing (DiffBio has no lengths and scores padding as
@@ -46,9 +50,13 @@
 
 mod check;
 mod config;
+mod decode;
 mod forward;
 mod likelihood;
 mod model;
+mod sample;
 
 pub use config::HmmConfig;
+pub use decode::ViterbiPaths;
 pub use model::{Hmm, HmmLogProbs};
+pub use sample::HmmSample;
