@@ -7,9 +7,9 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use common::{assert_close, to_f64};
 use diffbio_burn::Reduction;
-use diffbio_burn::hmm::{Hmm, HmmConfig};
-use rand::SeedableRng;
+use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 #[path = "hmm_ref/mod.rs"]
 mod hmm_ref;
@@ -72,41 +72,41 @@ fn padding_contributes_nothing<B: AutodiffBackend>() {
     }
     let b = lengths.len();
     let device = Default::default();
-    let hmm = m.module::<B>(&device);
-    let batched = hmm.log_likelihood(obs(&padded, b, t), Some(lens(&lengths)));
-    let got = to_f64(batched.clone());
-    let mut want = Vec::new();
-    for s in &seqs {
-        want.extend(to_f64(hmm.log_likelihood(obs(&s[..], 1, s.len()), None)));
-    }
-    assert_close(
-        "padded vs unpadded",
-        &got,
-        &want,
-        0.0,
-        4.0 * f32::EPSILON as f64,
-    );
+    for (name, hmm) in variants::<B>(&m, &device) {
+        let batched = hmm.log_likelihood(obs(&padded, b, t), Some(lens(&lengths)));
+        let got = to_f64(batched.clone());
+        let mut want = Vec::new();
+        for s in &seqs {
+            want.extend(to_f64(hmm.log_likelihood(obs(&s[..], 1, s.len()), None)));
+        }
+        assert_close(
+            &format!("{name}: padded vs unpadded"),
+            &got,
+            &want,
+            0.0,
+            4.0 * f32::EPSILON as f64,
+        );
 
-    // Gradients: Σ_b of the padded batch = Σ_b of separate evaluations.
-    let grad_of = |loss: Tensor<B, 1>, hmm: &Hmm<B>| -> Vec<f64> {
-        let g = loss.backward();
-        let mut v = to_f64(hmm.initial.grad(&g).unwrap());
-        v.extend(to_f64(hmm.transitions.grad(&g).unwrap()));
-        v.extend(to_f64(hmm.emissions.grad(&g).unwrap()));
-        v
-    };
-    let h1 = m.module::<B>(&device);
-    let g_batched = grad_of(
-        h1.forward(obs(&padded, b, t), Some(lens(&lengths)), Reduction::Sum),
-        &h1,
-    );
-    let h2 = m.module::<B>(&device);
-    let mut total = h2.forward(obs(&seqs[0][..], 1, seqs[0].len()), None, Reduction::Sum);
-    for s in &seqs[1..] {
-        total = total + h2.forward(obs(&s[..], 1, s.len()), None, Reduction::Sum);
+        // Gradients: Σ_b of the padded batch = Σ_b of separate evaluations.
+        let h1 = hmm.clone();
+        let g_batched = param_grads(
+            h1.forward(obs(&padded, b, t), Some(lens(&lengths)), Reduction::Sum),
+            &h1,
+        );
+        let h2 = hmm.clone();
+        let mut total = h2.forward(obs(&seqs[0][..], 1, seqs[0].len()), None, Reduction::Sum);
+        for s in &seqs[1..] {
+            total = total + h2.forward(obs(&s[..], 1, s.len()), None, Reduction::Sum);
+        }
+        let g_separate = param_grads(total, &h2);
+        assert_close(
+            &format!("{name}: padded gradients"),
+            &g_batched,
+            &g_separate,
+            1e-5,
+            1e-4,
+        );
     }
-    let g_separate = grad_of(total, &h2);
-    assert_close("padded gradients", &g_batched, &g_separate, 1e-5, 1e-4);
 }
 
 /// `T = 1`, a batch of one, and lengths equal to `T` work.
@@ -147,6 +147,67 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Implementations
+// ---------------------------------------------------------------------------------------------
+
+/// Host kernel, sequential tensor recursion with expected-count gradients and the taped
+/// recursion give the same values and per-sequence gradients on random padded batches.
+fn implementations_agree<B: AutodiffBackend>() {
+    let mut rng = StdRng::seed_from_u64(51);
+    let device = Default::default();
+    for (s, e, b, t) in [
+        (1, 3, 3, 7),
+        (2, 2, 5, 30),
+        (3, 4, 8, 50),
+        (4, 4, 6, 41),
+        (6, 5, 4, 25),
+    ] {
+        let m = Logits::random(&mut rng, s, e, 3.0);
+        let x = random_sequences(&mut rng, b, t, e);
+        let lengths: Vec<i64> = (0..b).map(|_| rng.random_range(1..=t as i64)).collect();
+        let weights: Vec<f64> = (0..b).map(|_| rng.random_range(-1.0..2.0)).collect();
+        let mut reference: Option<(Vec<f64>, Vec<f64>)> = None;
+        for (name, hmm) in variants::<B>(&m, &device) {
+            let ll = hmm.log_likelihood(obs(&x, b, t), Some(lens(&lengths)));
+            let values = to_f64(ll.clone());
+            let w = tensor::<B, 1>(&weights, [b], &device);
+            let grads = param_grads((ll * w).sum(), &hmm);
+            assert!(grads.iter().all(|g| g.is_finite()), "{name}: {grads:?}");
+            match &reference {
+                None => reference = Some((values, grads)),
+                Some((v0, g0)) => {
+                    let what = format!("{name} vs host, S={s} E={e} B={b} T={t}");
+                    assert_close(&format!("{what}: values"), &values, v0, 1e-4, 1e-5);
+                    assert_close(&format!("{what}: gradients"), &grads, g0, 1e-4, 1e-4);
+                }
+            }
+        }
+    }
+}
+
+backend_tests!(implementations_agree);
+
+#[test]
+fn auto_uses_the_host_kernel_on_ndarray() {
+    let hmm = HmmConfig::new(2, 3).init::<common::TestNdArray>(&Default::default());
+    assert_eq!(hmm.resolved_algorithm(), HmmAlgorithm::Host);
+    let inner = HmmConfig::new(2, 3).init::<common::F32>(&Default::default());
+    assert_eq!(inner.resolved_algorithm(), HmmAlgorithm::Host);
+    let taped = hmm.with_taped_gradient(true);
+    assert_eq!(taped.resolved_algorithm(), HmmAlgorithm::Sequential);
+}
+
+#[test]
+#[should_panic(expected = "Hmm: the Host algorithm has no tape")]
+fn host_cannot_be_taped() {
+    HmmConfig::new(2, 3)
+        .with_algorithm(HmmAlgorithm::Host)
+        .with_taped_gradient(true)
+        .init::<common::TestNdArray>(&Default::default())
+        .log_likelihood(obs(&[0, 1], 1, 2), None);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decoding and sampling
 // ---------------------------------------------------------------------------------------------
 
@@ -165,29 +226,30 @@ fn viterbi_equals_argmax_path<B: AutodiffBackend>() {
             let b = 4;
             let x = random_sequences(&mut rng, b, t, 3);
             let lengths: Vec<i64> = (0..b).map(|i| (t - i % t) as i64).collect();
-            let hmm = m.module::<B>(&Default::default());
-            let out = hmm.viterbi(obs(&x, b, t), Some(lens(&lengths)));
-            let states = ints(out.states);
-            let log_prob = to_f64(out.log_prob);
-            for row in 0..b {
-                let n = lengths[row] as usize;
-                let (path, lp, gap) = brute_viterbi(&m, &x[row * t..row * t + n]);
-                assert_close("viterbi log-prob", &log_prob[row..=row], &[lp], atol, rtol);
-                if gap < 1e-4 {
-                    continue; // a near-tie: float32 may legitimately pick the other path
+            for (name, hmm) in variants::<B>(&m, &Default::default()) {
+                let out = hmm.viterbi(obs(&x, b, t), Some(lens(&lengths)));
+                let states = ints(out.states);
+                let log_prob = to_f64(out.log_prob);
+                for row in 0..b {
+                    let n = lengths[row] as usize;
+                    let (path, lp, gap) = brute_viterbi(&m, &x[row * t..row * t + n]);
+                    assert_close("viterbi log-prob", &log_prob[row..=row], &[lp], atol, rtol);
+                    if gap < 1e-4 {
+                        continue; // a near-tie: float32 may legitimately pick the other path
+                    }
+                    checked += 1;
+                    let mut want: Vec<i64> = path.iter().map(|&z| z as i64).collect();
+                    want.resize(t, -1);
+                    assert_eq!(
+                        &states[row * t..(row + 1) * t],
+                        &want[..],
+                        "{name} S={s} T={t} row {row}"
+                    );
                 }
-                checked += 1;
-                let mut want: Vec<i64> = path.iter().map(|&z| z as i64).collect();
-                want.resize(t, -1);
-                assert_eq!(
-                    &states[row * t..(row + 1) * t],
-                    &want[..],
-                    "S={s} T={t} row {row}"
-                );
             }
         }
     }
-    assert!(checked > 60, "only {checked} paths compared");
+    assert!(checked > 180, "only {checked} paths compared");
 }
 
 /// Posteriors equal the normalised path sums, sum to 1, and are 0 at padding.
@@ -199,23 +261,27 @@ fn posteriors_equal_path_sums<B: AutodiffBackend>() {
             let b = 3;
             let x = random_sequences(&mut rng, b, t, 4);
             let lengths: Vec<i64> = (0..b).map(|i| (t - i % t) as i64).collect();
-            let hmm = m.module::<B>(&Default::default());
-            let post = to_f64(hmm.posteriors(obs(&x, b, t), Some(lens(&lengths))));
-            for row in 0..b {
-                let n = lengths[row] as usize;
-                let mut want = brute_posteriors(&m, &x[row * t..row * t + n]);
-                want.resize(t * s, 0.0);
-                let got = &post[row * t * s..(row + 1) * t * s];
-                assert_close(
-                    &format!("posteriors S={s} T={t} row {row}"),
-                    got,
-                    &want,
-                    2e-6,
-                    0.0,
-                );
-                for step in 0..n {
-                    let total: f64 = got[step * s..(step + 1) * s].iter().sum();
-                    assert!((total - 1.0).abs() < 1e-5, "posteriors sum to {total}");
+            for (name, hmm) in variants::<B>(&m, &Default::default()) {
+                let post = to_f64(hmm.posteriors(obs(&x, b, t), Some(lens(&lengths))));
+                for row in 0..b {
+                    let n = lengths[row] as usize;
+                    let mut want = brute_posteriors(&m, &x[row * t..row * t + n]);
+                    want.resize(t * s, 0.0);
+                    let got = &post[row * t * s..(row + 1) * t * s];
+                    assert_close(
+                        &format!("{name} posteriors S={s} T={t} row {row}"),
+                        got,
+                        &want,
+                        2e-6,
+                        0.0,
+                    );
+                    for step in 0..n {
+                        let total: f64 = got[step * s..(step + 1) * s].iter().sum();
+                        assert!(
+                            (total - 1.0).abs() < 1e-5,
+                            "{name}: posteriors sum to {total}"
+                        );
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{AdF64, GradCheck, assert_close, to_f64};
-use diffbio_burn::hmm::{Hmm, HmmConfig};
+use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -39,6 +39,35 @@ fn likelihood_equals_path_sum_f64() {
 /// `Σ_b w_b log p(x_b)` with distinct weights, so that per-sequence gradients are checked,
 /// not only their sum.
 fn fd_check(name: &str, m: &Logits, x: &[i64], b: usize, t: usize, lengths: Option<&[i64]>) {
+    for (variant, algorithm, taped) in [
+        ("host", HmmAlgorithm::Host, false),
+        ("sequential", HmmAlgorithm::Sequential, false),
+        ("sequential-taped", HmmAlgorithm::Sequential, true),
+    ] {
+        fd_check_one(
+            &format!("{variant} {name}"),
+            m,
+            x,
+            b,
+            t,
+            lengths,
+            algorithm,
+            taped,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fd_check_one(
+    name: &str,
+    m: &Logits,
+    x: &[i64],
+    b: usize,
+    t: usize,
+    lengths: Option<&[i64]>,
+    algorithm: HmmAlgorithm,
+    taped: bool,
+) {
     let (s, e) = (m.s, m.e);
     let weights: Vec<f64> = (0..b).map(|i| 0.5 + i as f64).collect();
     let x = x.to_vec();
@@ -53,7 +82,9 @@ fn fd_check(name: &str, m: &Logits, x: &[i64], b: usize, t: usize, lengths: Opti
                 p[0].clone(),
                 p[1].clone().reshape([s, s]),
                 p[2].clone().reshape([s, e]),
-            );
+            )
+            .with_algorithm(algorithm)
+            .with_taped_gradient(taped);
             let ll = hmm.log_likelihood(obs::<AdF64>(&x, b, t), lengths.as_deref().map(lens));
             ll * tensor::<AdF64, 1>(&weights, [b], &Default::default())
         });
@@ -190,4 +221,25 @@ fn all_zero_rows_are_rejected() {
         tensor(&[0.5; 4], [2, 2], &device),
         tensor(&[0.5, 0.5, 0.0, 0.0], [2, 2], &device),
     );
+}
+
+/// A transition of probability e^-800 that the data force: the host kernel's scaled
+/// probabilities underflow and it must fall back to log space, still exact.
+#[test]
+fn host_kernel_survives_underflow() {
+    let m = Logits {
+        s: 2,
+        e: 2,
+        initial: vec![0.0, 0.0],
+        transitions: vec![0.0, -800.0, 0.0, 0.0],
+        emissions: vec![0.0, -900.0, -900.0, 0.0],
+    };
+    let x = [0, 0, 1, 1, 0, 1];
+    let want = brute_log_likelihood(&m, &x[..]);
+    assert!(want < -700.0 && want.is_finite());
+    for (name, hmm) in variants::<AdF64>(&m, &Default::default()) {
+        let got = to_f64(hmm.log_likelihood(obs(&x, 1, 6), None));
+        assert_close(name, &got, &[want], 1e-9, 1e-12);
+    }
+    fd_check("underflow", &m, &x, 1, 6, None);
 }

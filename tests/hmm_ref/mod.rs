@@ -4,7 +4,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use diffbio_burn::hmm::Hmm;
+use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -160,4 +160,36 @@ pub fn brute_posteriors(m: &Logits, x: &[i64]) -> Vec<f64> {
         }
     }
     post
+}
+
+/// The same model under every implementation: `(name, module)`.
+pub fn variants<B: Backend>(m: &Logits, device: &B::Device) -> Vec<(&'static str, Hmm<B>)> {
+    vec![
+        ("host", m.module(device).with_algorithm(HmmAlgorithm::Host)),
+        (
+            "sequential",
+            m.module(device).with_algorithm(HmmAlgorithm::Sequential),
+        ),
+        (
+            "sequential-taped",
+            m.module(device)
+                .with_algorithm(HmmAlgorithm::Sequential)
+                .with_taped_gradient(true),
+        ),
+    ]
+}
+
+/// The gradients of `loss` with respect to the three raw parameters, concatenated.
+pub fn param_grads<B: burn::tensor::backend::AutodiffBackend>(
+    loss: Tensor<B, 1>,
+    hmm: &Hmm<B>,
+) -> Vec<f64> {
+    let g = loss.backward();
+    let read = |t: Option<Tensor<B::InnerBackend, 1>>| -> Vec<f64> {
+        t.expect("a gradient").into_data().iter::<f64>().collect()
+    };
+    let mut v = read(hmm.initial.grad(&g));
+    v.extend(read(hmm.transitions.grad(&g).map(|t| t.flatten(0, 1))));
+    v.extend(read(hmm.emissions.grad(&g).map(|t| t.flatten(0, 1))));
+    v
 }

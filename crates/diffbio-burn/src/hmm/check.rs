@@ -82,6 +82,16 @@ impl<B: Backend> Batch<B> {
     }
 }
 
+impl<B: Backend> Batch<B> {
+    /// The observations `[B, T]` and lengths `[B]` read back to the host.
+    pub fn to_host(&self) -> (Vec<i64>, Option<Vec<i64>>) {
+        (
+            ints_to_host(&self.observations),
+            self.lengths.as_ref().map(ints_to_host),
+        )
+    }
+}
+
 /// Host-side value checks on row-major `[B, T]` observations and `[B]` lengths; panics
 /// naming the first offending value.
 pub(crate) fn check_host(
@@ -113,4 +123,16 @@ pub(crate) fn check_host(
             );
         }
     }
+}
+
+/// The elements of an integer tensor as `i64`.
+///
+/// Reads a fresh copy (`t + 0`): Burn 0.21's NdArray backend converts a tensor whose buffer is
+/// shared (as a caller's tensor always is) element by element through a dynamic-rank
+/// iterator, ~30 ns per element (2 ms for `64 × 1000`), while an uniquely owned buffer is
+/// handed over without copying; the extra vectorised add costs ~30 µs.
+pub(crate) fn ints_to_host<B: Backend, const D: usize>(t: &Tensor<B, D, Int>) -> Vec<i64> {
+    let data = (t.clone() + 0).into_data().convert::<i64>();
+    data.into_vec::<i64>()
+        .unwrap_or_else(|_| unreachable!("converted to i64"))
 }

@@ -9,6 +9,23 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::Hmm;
 
+/// How [`Hmm`] runs the forward(-backward) algorithm. All give the same values and gradients
+/// up to float rounding; they differ in speed and in where they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HmmAlgorithm {
+    /// `Host` on `NdArray` (unless `taped_gradient`), `Sequential` elsewhere.
+    #[default]
+    Auto,
+    /// Forward-backward in plain Rust on the host, the whole batch in one pass, `f64`
+    /// accumulation (see the `host` module docs). The fastest on CPU; on other backends it
+    /// reads the parameters and observations back from the device. Gradients are expected
+    /// counts; cannot be combined with `taped_gradient`.
+    Host,
+    /// Tensor ops, one batched log-space step per time step (`T` sequential steps). Runs on
+    /// every backend without any device read-back.
+    Sequential,
+}
+
 /// Configuration of a discrete [`Hmm`] with `n_states` hidden states and `n_emissions`
 /// observable symbols.
 ///
@@ -33,6 +50,15 @@ pub struct HmmConfig {
     /// out-of-range symbols are clamped into range (DiffBio's behaviour). Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Which implementation of the forward algorithm to use. Default
+    /// [`HmmAlgorithm::Auto`].
+    #[config(default = "HmmAlgorithm::Auto")]
+    pub algorithm: HmmAlgorithm,
+    /// Differentiate the tensor recursion by autodiff (taping every time step, `O(B·T·S²)`
+    /// tape memory) instead of attaching the expected-count gradient (`O(B·(S² + S·E))`
+    /// tape). Slower; a cross-check of the expected counts. Default `false`.
+    #[config(default = false)]
+    pub taped_gradient: bool,
 }
 
 impl HmmConfig {
@@ -72,6 +98,8 @@ impl HmmConfig {
             )),
             emissions: Param::from_tensor(Tensor::from_data(param(emissions, vec![s, e]), device)),
             validate: self.validate,
+            algorithm: self.algorithm,
+            taped_gradient: self.taped_gradient,
         }
     }
 }

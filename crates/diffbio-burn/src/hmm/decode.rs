@@ -1,12 +1,15 @@
 //! Decoding: Viterbi most-likely state paths and posterior state marginals.
 
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::Hmm;
+use super::check::Batch;
 use super::forward::{
     backward_betas, emission_terms, forward_alphas, log_likelihood_from_alpha, mask_steps,
     posteriors_from, time_steps,
 };
+use super::host;
+use super::likelihood::Path;
 
 /// The most likely state path of each sequence, from [`Hmm::viterbi`].
 #[derive(Debug, Clone)]
@@ -34,6 +37,19 @@ impl<B: Backend> Hmm<B> {
         observations: Tensor<B, 2, Int>,
         lengths: Option<Tensor<B, 1, Int>>,
     ) -> ViterbiPaths<B> {
+        if self.path() == Path::Host {
+            let batch = Batch::new(observations, lengths);
+            let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
+            let (states, log_prob) = host::viterbi(&inputs.model, &inputs.batch());
+            let device = self.device();
+            return ViterbiPaths {
+                states: Tensor::from_data(
+                    TensorData::new(states, [batch.batch, batch.len]),
+                    &device,
+                ),
+                log_prob: Tensor::from_data(TensorData::new(log_prob, [batch.batch]), &device),
+            };
+        }
         let batch = self.checked_batch(observations, lengths);
         let valid = batch.valid();
         let lp = self.log_probs().detach();
@@ -98,6 +114,13 @@ impl<B: Backend> Hmm<B> {
         observations: Tensor<B, 2, Int>,
         lengths: Option<Tensor<B, 1, Int>>,
     ) -> Tensor<B, 3> {
+        if self.path() == Path::Host {
+            let batch = Batch::new(observations, lengths);
+            let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
+            let result = host::forward_backward(&inputs.model, &inputs.batch(), false, true);
+            let shape = [batch.batch, batch.len, self.n_states()];
+            return Tensor::from_data(TensorData::new(result.posteriors, shape), &self.device());
+        }
         let batch = self.checked_batch(observations, lengths);
         let valid = batch.valid();
         let lp = self.log_probs().detach();
@@ -105,6 +128,6 @@ impl<B: Backend> Hmm<B> {
         let alphas = forward_alphas(&lp, em.clone(), valid.clone());
         let ll = log_likelihood_from_alpha(alphas.last().expect("T >= 1").clone());
         let betas = backward_betas(&lp, em, valid.clone());
-        posteriors_from(alphas, betas, ll, valid)
+        posteriors_from(Tensor::stack(alphas, 1), Tensor::stack(betas, 1), ll, valid)
     }
 }

@@ -125,16 +125,15 @@ pub(crate) fn backward_betas<B: Backend>(
     betas
 }
 
-/// Posterior state marginals `γ_t[b, i] = p(z_t = i | x_b)`, `[B, T, S]`, from the forward
-/// and backward variables; 0 at padded positions.
+/// Posterior state marginals `γ_t[b, i] = p(z_t = i | x_b) = exp(α_t + β_t - log p(x_b))`,
+/// `[B, T, S]`, from the stacked forward and backward variables `[B, T, S]`; 0 at padded
+/// positions.
 pub(crate) fn posteriors_from<B: Backend>(
-    alphas: Vec<Tensor<B, 2>>,
-    betas: Vec<Tensor<B, 2>>,
+    alpha: Tensor<B, 3>,
+    beta: Tensor<B, 3>,
     log_likelihood: Tensor<B, 1>,
     valid: Option<Tensor<B, 2, Bool>>,
 ) -> Tensor<B, 3> {
-    let alpha = Tensor::stack::<3>(alphas, 1);
-    let beta = Tensor::stack::<3>(betas, 1);
     let [batch, len, states] = alpha.dims();
     let ll = log_likelihood.reshape([batch, 1, 1]);
     let gamma = (alpha + beta - ll).exp();

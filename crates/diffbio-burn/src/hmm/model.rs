@@ -4,6 +4,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::HmmAlgorithm;
 use crate::special::constant;
 use crate::validate;
 
@@ -37,6 +38,11 @@ pub struct Hmm<B: Backend> {
     pub emissions: Param<Tensor<B, 2>>,
     /// See [`HmmConfig::validate`](super::HmmConfig::validate).
     pub validate: bool,
+    /// See [`HmmConfig::algorithm`](super::HmmConfig::algorithm).
+    #[module(skip)]
+    pub algorithm: HmmAlgorithm,
+    /// See [`HmmConfig::taped_gradient`](super::HmmConfig::taped_gradient).
+    pub taped_gradient: bool,
 }
 
 /// The normalised log-probabilities of an [`Hmm`] (tracked: gradients flow to the raw
@@ -138,6 +144,8 @@ impl<B: Backend> Hmm<B> {
             transitions: Param::initialized(ParamId::new(), transitions),
             emissions: Param::initialized(ParamId::new(), emissions),
             validate: true,
+            algorithm: HmmAlgorithm::Auto,
+            taped_gradient: false,
         }
     }
 
@@ -170,6 +178,8 @@ impl<B: Backend> Hmm<B> {
             transitions: leaf2(log_transitions),
             emissions: leaf2(log_emissions),
             validate: true,
+            algorithm: HmmAlgorithm::Auto,
+            taped_gradient: false,
         }
     }
 
@@ -201,6 +211,19 @@ impl<B: Backend> Hmm<B> {
     /// [`HmmConfig::validate`](super::HmmConfig::validate)).
     pub fn with_validate(mut self, validate: bool) -> Self {
         self.validate = validate;
+        self
+    }
+
+    /// Selects the implementation of the forward algorithm (see [`HmmAlgorithm`]).
+    pub fn with_algorithm(mut self, algorithm: HmmAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Differentiates the recursion by autodiff instead of the expected counts (see
+    /// [`HmmConfig::taped_gradient`](super::HmmConfig::taped_gradient)).
+    pub fn with_taped_gradient(mut self, taped: bool) -> Self {
+        self.taped_gradient = taped;
         self
     }
 
