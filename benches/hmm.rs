@@ -4,8 +4,8 @@
 //!
 //! Cases: `B = 64, T = 1000, S = 4, E = 4` (the reference point; DiffBio JAX takes
 //! about 10 ms) and `B = 8, T = 10000, S = 8, E = 4` (long sequences). Validation is switched
-//! off, as in a training loop over trusted data. `HMM_BENCH_FILTER=host` etc. is not needed:
-//! use criterion's own filter, e.g. `cargo bench --bench hmm -- host`.
+//! off, as in a training loop over trusted data. Filter with criterion's own argument, e.g.
+//! `cargo bench --bench hmm -- host`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -20,10 +20,12 @@ use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 type B = Autodiff<NdArray<f32>>;
 
 /// `(label, algorithm, taped_gradient)`.
-const VARIANTS: [(&str, HmmAlgorithm, bool); 3] = [
+const VARIANTS: [(&str, HmmAlgorithm, bool); 5] = [
     ("host", HmmAlgorithm::Host, false),
     ("sequential", HmmAlgorithm::Sequential, false),
     ("sequential-taped", HmmAlgorithm::Sequential, true),
+    ("scan", HmmAlgorithm::ParallelScan, false),
+    ("scan-taped", HmmAlgorithm::ParallelScan, true),
 ];
 
 fn data(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, Tensor<B, 2, Int>) {
@@ -43,7 +45,7 @@ fn data(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, Tensor<B, 2, Int>) {
 fn forward_backward(c: &mut Criterion) {
     for (b, t, s, e) in [(64, 1000, 4, 4), (8, 10_000, 8, 4)] {
         let mut group = c.benchmark_group(format!("hmm_fwd_bwd/B{b}_T{t}_S{s}_E{e}"));
-        group.sample_size(20);
+        group.sample_size(10);
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(5));
         let (model, x) = data(b, t, s, e);

@@ -190,11 +190,12 @@ backend_tests!(implementations_agree);
 #[test]
 fn auto_uses_the_host_kernel_on_ndarray() {
     let hmm = HmmConfig::new(2, 3).init::<common::TestNdArray>(&Default::default());
-    assert_eq!(hmm.resolved_algorithm(), HmmAlgorithm::Host);
+    assert_eq!(hmm.resolved_algorithm(1000), HmmAlgorithm::Host);
     let inner = HmmConfig::new(2, 3).init::<common::F32>(&Default::default());
-    assert_eq!(inner.resolved_algorithm(), HmmAlgorithm::Host);
+    assert_eq!(inner.resolved_algorithm(5), HmmAlgorithm::Host);
     let taped = hmm.with_taped_gradient(true);
-    assert_eq!(taped.resolved_algorithm(), HmmAlgorithm::Sequential);
+    assert_eq!(taped.resolved_algorithm(63), HmmAlgorithm::Sequential);
+    assert_eq!(taped.resolved_algorithm(64), HmmAlgorithm::ParallelScan);
 }
 
 #[test]

@@ -176,6 +176,16 @@ pub fn variants<B: Backend>(m: &Logits, device: &B::Device) -> Vec<(&'static str
                 .with_algorithm(HmmAlgorithm::Sequential)
                 .with_taped_gradient(true),
         ),
+        (
+            "scan",
+            m.module(device).with_algorithm(HmmAlgorithm::ParallelScan),
+        ),
+        (
+            "scan-taped",
+            m.module(device)
+                .with_algorithm(HmmAlgorithm::ParallelScan)
+                .with_taped_gradient(true),
+        ),
     ]
 }
 

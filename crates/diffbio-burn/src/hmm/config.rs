@@ -13,7 +13,9 @@ use super::Hmm;
 /// up to float rounding; they differ in speed and in where they run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HmmAlgorithm {
-    /// `Host` on `NdArray` (unless `taped_gradient`), `Sequential` elsewhere.
+    /// `Host` on `NdArray` (unless `taped_gradient`); elsewhere `ParallelScan` for
+    /// sequences of at least 64 steps (`T` dependent kernel launches dominate on a GPU) and
+    /// `Sequential` for shorter ones.
     #[default]
     Auto,
     /// Forward-backward in plain Rust on the host, the whole batch in one pass, `f64`
@@ -24,6 +26,11 @@ pub enum HmmAlgorithm {
     /// Tensor ops, one batched log-space step per time step (`T` sequential steps). Runs on
     /// every backend without any device read-back.
     Sequential,
+    /// Tensor ops, an associative scan over time of the log-semiring matrix product:
+    /// `O(log T)` dependent steps, `O(B·T·S³·log T)` work and `O(B·T·S²)` memory (see the
+    /// `scan` module docs). For accelerators and long sequences; no device read-back.
+    /// Viterbi decoding with this setting runs the sequential recursion.
+    ParallelScan,
 }
 
 /// Configuration of a discrete [`Hmm`] with `n_states` hidden states and `n_emissions`

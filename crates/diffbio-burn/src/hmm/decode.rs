@@ -10,6 +10,7 @@ use super::forward::{
 };
 use super::host;
 use super::likelihood::Path;
+use super::scan;
 
 /// The most likely state path of each sequence, from [`Hmm::viterbi`].
 #[derive(Debug, Clone)]
@@ -37,7 +38,7 @@ impl<B: Backend> Hmm<B> {
         observations: Tensor<B, 2, Int>,
         lengths: Option<Tensor<B, 1, Int>>,
     ) -> ViterbiPaths<B> {
-        if self.path() == Path::Host {
+        if self.path(observations.dims()[1]) == Path::Host {
             let batch = Batch::new(observations, lengths);
             let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
             let (states, log_prob) = host::viterbi(&inputs.model, &inputs.batch());
@@ -114,7 +115,8 @@ impl<B: Backend> Hmm<B> {
         observations: Tensor<B, 2, Int>,
         lengths: Option<Tensor<B, 1, Int>>,
     ) -> Tensor<B, 3> {
-        if self.path() == Path::Host {
+        let path = self.path(observations.dims()[1]);
+        if path == Path::Host {
             let batch = Batch::new(observations, lengths);
             let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
             let result = host::forward_backward(&inputs.model, &inputs.batch(), false, true);
@@ -124,6 +126,10 @@ impl<B: Backend> Hmm<B> {
         let batch = self.checked_batch(observations, lengths);
         let valid = batch.valid();
         let lp = self.log_probs().detach();
+        if path == Path::ParallelScan {
+            let (alpha, beta, ll, _) = scan::forward_backward(&lp, &batch, valid.clone());
+            return posteriors_from(alpha, beta, ll, valid);
+        }
         let em = emission_terms(lp.log_emissions.clone(), batch.observations);
         let alphas = forward_alphas(&lp, em.clone(), valid.clone());
         let ll = log_likelihood_from_alpha(alphas.last().expect("T >= 1").clone());

@@ -8,6 +8,7 @@ use super::counts::{attach, expected_counts};
 use super::forward::{backward_betas, emission_terms, forward_alphas, log_likelihood_from_alpha};
 use super::host::{self, HostBatch, HostModel};
 use super::model::{HmmLogProbs, NAME};
+use super::scan;
 use super::{Hmm, HmmAlgorithm};
 use crate::Reduction;
 use crate::special::is_autodiff;
@@ -17,7 +18,11 @@ use crate::special::is_autodiff;
 pub(crate) enum Path {
     Host,
     Sequential,
+    ParallelScan,
 }
+
+/// From this many time steps `Auto` prefers `ParallelScan` to `Sequential` off the host.
+const SCAN_FROM: usize = 64;
 
 /// The data of a batch and the model, on the host.
 pub(crate) struct HostInputs {
@@ -71,7 +76,7 @@ impl<B: Backend> Hmm<B> {
         let batch = Batch::new(observations, lengths);
         let lp = self.log_probs();
         let grad = is_autodiff(&lp.log_initial);
-        match self.path() {
+        match self.path(batch.len) {
             Path::Host => {
                 let inputs = self.host_inputs(&lp, &batch);
                 let result = host::forward_backward(&inputs.model, &inputs.batch(), grad, false);
@@ -111,6 +116,30 @@ impl<B: Backend> Hmm<B> {
                     valid,
                     Tensor::stack(alphas, 1),
                     Tensor::stack(betas, 1),
+                    value.clone(),
+                );
+                attach(value, &lp, counts)
+            }
+            Path::ParallelScan => {
+                if self.validate {
+                    batch.check_values(self.n_emissions());
+                }
+                if self.taped_gradient {
+                    return scan::log_likelihood(&lp, &batch);
+                }
+                let lpc = lp.detach();
+                if !grad {
+                    return scan::log_likelihood(&lpc, &batch);
+                }
+                let valid = batch.valid();
+                let (alpha, beta, value, em) = scan::forward_backward(&lpc, &batch, valid.clone());
+                let counts = expected_counts(
+                    &lpc,
+                    em,
+                    batch.observations,
+                    valid,
+                    alpha,
+                    beta,
                     value.clone(),
                 );
                 attach(value, &lp, counts)
@@ -169,20 +198,21 @@ impl<B: Backend> Hmm<B> {
         batch
     }
 
-    /// The algorithm that [`algorithm`](Self::algorithm) resolves to on this backend
-    /// (never [`HmmAlgorithm::Auto`]).
+    /// The algorithm that [`algorithm`](Self::algorithm) resolves to on this backend for
+    /// sequences of `len` time steps (never [`HmmAlgorithm::Auto`]).
     ///
     /// # Panics
     /// If the algorithm is [`HmmAlgorithm::Host`] and `taped_gradient` is on.
-    pub fn resolved_algorithm(&self) -> HmmAlgorithm {
-        match self.path() {
+    pub fn resolved_algorithm(&self, len: usize) -> HmmAlgorithm {
+        match self.path(len) {
             Path::Host => HmmAlgorithm::Host,
             Path::Sequential => HmmAlgorithm::Sequential,
+            Path::ParallelScan => HmmAlgorithm::ParallelScan,
         }
     }
 
     /// The implementation that [`algorithm`](Self::algorithm) selects on this backend.
-    pub(crate) fn path(&self) -> Path {
+    pub(crate) fn path(&self, len: usize) -> Path {
         match self.algorithm {
             HmmAlgorithm::Host => {
                 assert!(
@@ -193,9 +223,12 @@ impl<B: Backend> Hmm<B> {
                 Path::Host
             }
             HmmAlgorithm::Sequential => Path::Sequential,
+            HmmAlgorithm::ParallelScan => Path::ParallelScan,
             HmmAlgorithm::Auto => {
                 if !self.taped_gradient && host::is_host_device::<B>() {
                     Path::Host
+                } else if len >= SCAN_FROM {
+                    Path::ParallelScan
                 } else {
                     Path::Sequential
                 }

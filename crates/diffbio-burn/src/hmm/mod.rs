@@ -78,6 +78,7 @@ mod host;
 mod likelihood;
 mod model;
 mod sample;
+mod scan;
 
 pub use config::{HmmAlgorithm, HmmConfig};
 pub use decode::ViterbiPaths;
