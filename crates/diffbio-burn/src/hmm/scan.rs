@@ -11,9 +11,9 @@
 //! (X ⊗ Y)[i, j] = logsumexp_k (X[i, k] + Y[k, j])
 //! ```
 //!
-//! The log-likelihood alone uses a pairwise tree reduction (`O(B·T·S³)` work, `⌈log₂ T⌉`
-//! levels); α and β for all `t` use Hillis–Steele scans (`O(B·T·S³·log T)` work,
-//! `⌈log₂ T⌉` levels of `~15` tensor ops each). Memory: the `[B, T, S, S]` elements and one
+//! The log-likelihood alone uses a pairwise tree reduction (`⌈log₂ T⌉` levels); α and β for
+//! all `t` use work-efficient odd-even scans (`2·⌈log₂ T⌉` levels); both do `O(B·T·S³)`
+//! work in `O(log T)` batches of `~15` tensor ops. Memory: the `[B, T, S, S]` elements and one
 //! level's product at a time, `O(B·T·S²)`; with `taped_gradient` the reduction tree is taped,
 //! also `O(B·T·S²)`.
 //!
@@ -60,7 +60,25 @@ pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor
     let x_shift = row_shift(&x);
     let x_exp = (x - x_shift.clone()).exp();
     let tiny = floor(&x_exp);
-    x_exp.matmul(y_exp).clamp_min(tiny).log() + x_shift
+    real_matmul(x_exp, y_exp).clamp_min(tiny).log() + x_shift
+}
+
+/// Largest `[.., M, K, N]` broadcast product (elements) that [`real_matmul`] materialises.
+const BROADCAST_MAX: usize = 1 << 24;
+
+/// Batched real matrix product `[.., M, K] x [.., K, N]`. For the small `S x S` blocks of an
+/// HMM, a broadcast multiply-and-sum (element-wise kernels over the whole batch) is much
+/// faster than a batched matmul, which NdArray runs as one tiny GEMM call per block (~1 µs
+/// each, `B·T` blocks per scan level); the matmul is used once the broadcast product would
+/// exceed `BROADCAST_MAX` elements.
+fn real_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, n, m, k] = x.dims();
+    let p = y.dims()[3];
+    if b * n * m * k * p > BROADCAST_MAX {
+        return x.matmul(y);
+    }
+    let product = x.reshape([b * n, m, k, 1]) * y.reshape([b * n, 1, k, p]);
+    product.sum_dim(2).reshape([b, n, m, p])
 }
 
 /// The log-space identity `[1, 1, S, S]`: 0 on the diagonal, `-inf` elsewhere.
@@ -78,23 +96,52 @@ fn log_identity<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 4> {
 }
 
 /// Inclusive scan along dim 1 of `[B, N, S, S]`: `out[t] = x[0] ⊗ ... ⊗ x[t]`, or with
-/// `reverse`, `out[t] = x[t] ⊗ ... ⊗ x[N-1]` (Hillis–Steele).
+/// `reverse`, `out[t] = x[t] ⊗ ... ⊗ x[N-1]`.
+///
+/// Work-efficient odd-even recursion (as `jax.lax.associative_scan`): combine adjacent pairs,
+/// scan the `N/2` pair products recursively, then fill in the other half with one more
+/// product each. `O(N)` products in `2·⌈log₂ N⌉` dependent levels.
 pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 4> {
-    let n = x.dims()[1];
-    let mut x = x;
-    let mut d = 1;
-    while d < n {
-        let left = x.clone().narrow(1, 0, n - d);
-        let right = x.clone().narrow(1, d, n - d);
-        let combined = log_matmul(left, right);
-        x = if reverse {
-            Tensor::cat(vec![combined, x.narrow(1, n - d, d)], 1)
-        } else {
-            Tensor::cat(vec![x.narrow(1, 0, d), combined], 1)
-        };
-        d *= 2;
+    let [b, n, s, _] = x.dims();
+    if n == 1 {
+        return x;
     }
-    x
+    let x = if n % 2 == 1 {
+        let eye = log_identity::<B>(s, &x.device()).expand([b, 1, s, s]);
+        Tensor::cat(vec![x, eye], 1)
+    } else {
+        x
+    };
+    let m = x.dims()[1] / 2;
+    let pairs = x.reshape([b, m, 2 * s, s]);
+    let even = pairs.clone().narrow(2, 0, s);
+    let odd = pairs.narrow(2, s, s);
+    let z = log_scan(log_matmul(even.clone(), odd.clone()), reverse);
+    let (out_even, out_odd) = if reverse {
+        // out[2k] = z[k], out[2k+1] = x[2k+1] ⊗ z[k+1] (the last odd one is x itself).
+        let mut odds = vec![];
+        if m > 1 {
+            odds.push(log_matmul(
+                odd.clone().narrow(1, 0, m - 1),
+                z.clone().narrow(1, 1, m - 1),
+            ));
+        }
+        odds.push(odd.narrow(1, m - 1, 1));
+        (z, Tensor::cat(odds, 1))
+    } else {
+        // out[2k+1] = z[k], out[2k] = z[k-1] ⊗ x[2k] (the first even one is x itself).
+        let mut evens = vec![even.clone().narrow(1, 0, 1)];
+        if m > 1 {
+            evens.push(log_matmul(
+                z.clone().narrow(1, 0, m - 1),
+                even.narrow(1, 1, m - 1),
+            ));
+        }
+        (Tensor::cat(evens, 1), z)
+    };
+    Tensor::stack::<5>(vec![out_even, out_odd], 2)
+        .reshape([b, 2 * m, s, s])
+        .narrow(1, 0, n)
 }
 
 /// `x[0] ⊗ x[1] ⊗ ... ⊗ x[N-1]` of `[B, N, S, S]` by a pairwise tree, `[B, S, S]`.
