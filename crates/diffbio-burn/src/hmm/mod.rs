@@ -23,14 +23,20 @@
 //! [`HmmAlgorithm`] selects the implementation ([`Hmm::with_algorithm`]); all agree to float
 //! rounding (tested on random padded batches):
 //!
-//! | algorithm | where | forward + backward, `B=64, T=1000, S=4` on `Autodiff<NdArray<f32>>` |
-//! |---|---|---|
-//! | `Host` (what `Auto` picks on `NdArray`) | plain Rust, `f64`, whole batch in one pass | ~2.5 ms |
-//! | `Sequential` | tensor ops, one batched step per time step, any backend | ~215 ms |
-//! | `Sequential` + `taped_gradient` | the same, differentiated by autodiff | ~315 ms |
+//! | algorithm | how | `B=64, T=1000, S=4, E=4` | `B=8, T=10000, S=8, E=4` |
+//! |---|---|---|---|
+//! | `Host` (`Auto` on `NdArray`) | plain Rust, `f64`, whole batch in one pass | 2.5–4.1 ms | 9.6 ms |
+//! | `Sequential` | one batched tensor step per time step | 307 ms | 2.45 s |
+//! | `Sequential` + `taped_gradient` | the same, differentiated by autodiff | 446 ms | 8.2 s |
+//! | `ParallelScan` (`Auto` elsewhere, `T >= 64`) | `O(log T)` levels of tensor ops | 821 ms | 2.46 s |
+//! | `ParallelScan` + `taped_gradient` | the same, differentiated by autodiff | 320 ms | 844 ms |
 //!
-//! (criterion medians from `benches/hmm.rs` on a shared 2-core machine; DiffBio's JAX
-//! version takes about 10 ms.)
+//! Forward + backward on `Autodiff<NdArray<f32>>`, criterion medians of `benches/hmm.rs` on a
+//! 2-core machine shared with other builds (the host range spans quiet and loaded runs);
+//! DiffBio's JAX version takes about 10 ms for the first case. The tensor algorithms exist
+//! for GPU backends, where each of `Sequential`'s `T` steps is a kernel launch and
+//! `ParallelScan` needs only `O(log T)` of them; on a CPU they do more work than the host
+//! kernel by far.
 //!
 //! The forward recursion is log-space and batched (`[B, S, 1] + [1, S, S]` → log-sum-exp over
 //! the from-state). By default its gradient is not taped: the derivative of `log p(x_b)` with
@@ -45,11 +51,14 @@
 //! | expected counts (default) | `O(B·(S² + S·E))` | `O(B·T·S)` (α, β, γ); the `ξ` sums in blocks of `≤ 4M` |
 //! | `taped_gradient` | `≈ 2·B·T·S² + 6·B·T·S` (every step's `[B, S, S]` sum and exponential) | — |
 //! | `Host` | `O(B·(S² + S·E))` | `O(T·S)` per thread |
+//! | `ParallelScan` | as above (taped: `O(B·T·S²)`) | `O(B·T·S²)` for the scan elements and one level's products |
 //!
 //! # Validation
-//! With `validate` on (the default) each call reads one boolean back from the device to
-//! check the observations and lengths; on GPU backends that is a synchronisation, so switch
-//! it off with [`Hmm::with_validate`] in hot loops once the data are trusted. With it off,
+//! With `validate` on (the default) the tensor algorithms read one boolean back from the
+//! device per call to check the observations and lengths (the host kernel checks the data it
+//! reads anyway, at no extra cost). On GPU backends that read-back is a synchronisation and
+//! the only one in the hot path of `Sequential` and `ParallelScan`: switch it off with
+//! [`Hmm::with_validate`] in training loops once the data are trusted. With it off,
 //! out-of-range symbols are clamped into range as DiffBio does.
 //!
 //! # Example
