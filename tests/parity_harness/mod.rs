@@ -29,6 +29,7 @@ use serde_json::{Number, Value};
 
 use crate::common::{CloseReport, compare, int_tensor, tensor, to_f64};
 use diffbio_burn::Reduction;
+use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;
 use diffbio_burn::losses::multinomial::MultinomialNllLossConfig;
@@ -503,7 +504,7 @@ pub(crate) fn compute<B: AutodiffBackend>(
         "negative_binomial" => negative_binomial(fx, inp, path),
         "zinb" => zinb(fx, inp, path),
         "vae_elbo" => vae_elbo(fx, inp, path),
-        "hmm" => hmm(inp),
+        "hmm" => hmm(inp, path),
         "multinomial_nll" => multinomial_nll(inp),
         "bpnet_mixture" => bpnet_mixture(fx, inp),
         "log1p_mse" => log1p_mse(inp),
@@ -591,8 +592,25 @@ pub(crate) fn vae_elbo<B: AutodiffBackend>(
     ]))
 }
 
-pub(crate) fn hmm<B: AutodiffBackend>(_inp: &Inputs<B>) -> Result<Outputs<B>, String> {
-    Err("PARITY-DEV: not landed yet".into())
+pub(crate) fn hmm<B: AutodiffBackend>(inp: &Inputs<B>, path: Impl) -> Result<Outputs<B>, String> {
+    let algorithm = match path {
+        Impl::Fast => HmmAlgorithm::Auto,
+        Impl::Generic => HmmAlgorithm::Sequential,
+    };
+    let model = Hmm::from_logits(
+        inp.float::<1>("log_initial")?,
+        inp.float::<2>("log_transitions")?,
+        inp.float::<2>("log_emissions")?,
+    )
+    .with_algorithm(algorithm);
+    let observations = inp.int::<2>("observations")?;
+    let lengths = inp.int_opt::<1>("lengths")?;
+    let loss = model.forward(observations.clone(), lengths.clone(), Reduction::Mean);
+    let log_likelihood = model.log_likelihood(observations, lengths);
+    Ok(Outputs::from([
+        ("loss", loss),
+        ("log_likelihood", log_likelihood),
+    ]))
 }
 
 pub(crate) fn multinomial_nll<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Outputs<B>, String> {

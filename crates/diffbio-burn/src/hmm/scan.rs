@@ -1,0 +1,238 @@
+//! Parallel-in-time forward algorithm: an associative scan over time of the log-semiring
+//! matrix product (as in dynamax and pyro's `DiscreteHMM`), `O(log T)` sequential depth
+//! instead of `T` dependent steps, for accelerators where each step is a kernel launch.
+//!
+//! With `M_t[i, j] = log A[i, j] + log B[j, x_t]` (`[B, T-1, S, S]`, the log-space identity at
+//! padded steps) and `α_0 = log π + log B[·, x_0]`:
+//!
+//! ```text
+//! α_t = α_0 ⊗ M_1 ⊗ ... ⊗ M_t          (prefix scan)
+//! β_t = (M_{t+1} ⊗ ... ⊗ M_{T-1}) ⊗ 0  (suffix scan)
+//! (X ⊗ Y)[i, j] = logsumexp_k (X[i, k] + Y[k, j])
+//! ```
+//!
+//! The log-likelihood alone uses a pairwise tree reduction (`⌈log₂ T⌉` levels); α and β for
+//! all `t` use work-efficient odd-even scans (`2·⌈log₂ T⌉` levels); both do `O(B·T·S³)`
+//! work in `O(log T)` batches of `~15` tensor ops. Memory: the `[B, T, S, S]` elements and one
+//! level's product at a time, `O(B·T·S²)`; with `taped_gradient` the reduction tree is taped,
+//! also `O(B·T·S²)`.
+//!
+//! # The log-semiring product
+//! `X ⊗ Y` is computed with one real matrix product (as pyro does): the rows of `Y` are
+//! shifted by their maxima (folded into `X`), the rows of the result by theirs, so that every
+//! row of the exponentiated product holds an entry `>= 1`. The price is a limited dynamic
+//! range: an entry smaller than its row's maximum by more than the float type's exponent
+//! range (`e^-87` in f32, `e^-708` in f64) is flushed to that floor (the smallest normal
+//! number) instead of being kept, which keeps `log` and its gradient finite. That is
+//! invisible unless the data force the model through a transition or emission of such a
+//! tiny probability (then the scan underestimates how unlikely the sequence is); the
+//! `Sequential` and `Host` algorithms, which log-sum-exp every entry, have no such limit.
+
+use burn::tensor::{Bool, DType, Tensor, TensorData, backend::Backend};
+
+use super::check::Batch;
+use super::forward::emission_terms;
+use super::model::HmmLogProbs;
+use crate::special::{constant, log_sum_exp};
+
+/// Floor of the exponentiated products: the smallest normal number of `x`'s float type
+/// (see the module docs).
+fn floor<B: Backend, const D: usize>(x: &Tensor<B, D>) -> f64 {
+    match x.dtype() {
+        DType::F64 => f64::MIN_POSITIVE,
+        DType::F16 => 6.103_515_625e-5,
+        _ => f32::MIN_POSITIVE as f64,
+    }
+}
+
+/// The maxima `m` of `x` along the last dim, with `-inf` (an all-`-inf` row) replaced by 0.
+fn row_shift<B: Backend>(x: &Tensor<B, 4>) -> Tensor<B, 4> {
+    let m = constant(x).max_dim(3);
+    let empty = m.clone().equal_elem(f64::NEG_INFINITY);
+    m.mask_fill(empty, 0.0)
+}
+
+/// Batched log-semiring matrix product `[.., M, K] ⊗ [.., K, N] → [.., M, N]`.
+pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+    let y_shift = row_shift(&y);
+    let y_exp = (y - y_shift.clone()).exp();
+    let x = x + y_shift.swap_dims(2, 3);
+    let x_shift = row_shift(&x);
+    let x_exp = (x - x_shift.clone()).exp();
+    let tiny = floor(&x_exp);
+    real_matmul(x_exp, y_exp).clamp_min(tiny).log() + x_shift
+}
+
+/// Largest `[.., M, K, N]` broadcast product (elements) that [`real_matmul`] materialises.
+const BROADCAST_MAX: usize = 1 << 24;
+
+/// Batched real matrix product `[.., M, K] x [.., K, N]`. For the small `S x S` blocks of an
+/// HMM, a broadcast multiply-and-sum (element-wise kernels over the whole batch) is much
+/// faster than a batched matmul, which NdArray runs as one tiny GEMM call per block (~1 µs
+/// each, `B·T` blocks per scan level); the matmul is used once the broadcast product would
+/// exceed `BROADCAST_MAX` elements.
+fn real_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, n, m, k] = x.dims();
+    let p = y.dims()[3];
+    if b * n * m * k * p > BROADCAST_MAX {
+        return x.matmul(y);
+    }
+    let product = x.reshape([b * n, m, k, 1]) * y.reshape([b * n, 1, k, p]);
+    product.sum_dim(2).reshape([b, n, m, p])
+}
+
+/// The log-space identity `[1, 1, S, S]`: 0 on the diagonal, `-inf` elsewhere.
+fn log_identity<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 4> {
+    let data: Vec<f64> = (0..s * s)
+        .map(|k| {
+            if k / s == k % s {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(data, [1, 1, s, s]), device)
+}
+
+/// Inclusive scan along dim 1 of `[B, N, S, S]`: `out[t] = x[0] ⊗ ... ⊗ x[t]`, or with
+/// `reverse`, `out[t] = x[t] ⊗ ... ⊗ x[N-1]`.
+///
+/// Work-efficient odd-even recursion (as `jax.lax.associative_scan`): combine adjacent pairs,
+/// scan the `N/2` pair products recursively, then fill in the other half with one more
+/// product each. `O(N)` products in `2·⌈log₂ N⌉` dependent levels.
+pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 4> {
+    let [b, n, s, _] = x.dims();
+    if n == 1 {
+        return x;
+    }
+    let x = if n % 2 == 1 {
+        let eye = log_identity::<B>(s, &x.device()).expand([b, 1, s, s]);
+        Tensor::cat(vec![x, eye], 1)
+    } else {
+        x
+    };
+    let m = x.dims()[1] / 2;
+    let pairs = x.reshape([b, m, 2 * s, s]);
+    let even = pairs.clone().narrow(2, 0, s);
+    let odd = pairs.narrow(2, s, s);
+    let z = log_scan(log_matmul(even.clone(), odd.clone()), reverse);
+    let (out_even, out_odd) = if reverse {
+        // out[2k] = z[k], out[2k+1] = x[2k+1] ⊗ z[k+1] (the last odd one is x itself).
+        let mut odds = vec![];
+        if m > 1 {
+            odds.push(log_matmul(
+                odd.clone().narrow(1, 0, m - 1),
+                z.clone().narrow(1, 1, m - 1),
+            ));
+        }
+        odds.push(odd.narrow(1, m - 1, 1));
+        (z, Tensor::cat(odds, 1))
+    } else {
+        // out[2k+1] = z[k], out[2k] = z[k-1] ⊗ x[2k] (the first even one is x itself).
+        let mut evens = vec![even.clone().narrow(1, 0, 1)];
+        if m > 1 {
+            evens.push(log_matmul(
+                z.clone().narrow(1, 0, m - 1),
+                even.narrow(1, 1, m - 1),
+            ));
+        }
+        (Tensor::cat(evens, 1), z)
+    };
+    Tensor::stack::<5>(vec![out_even, out_odd], 2)
+        .reshape([b, 2 * m, s, s])
+        .narrow(1, 0, n)
+}
+
+/// `x[0] ⊗ x[1] ⊗ ... ⊗ x[N-1]` of `[B, N, S, S]` by a pairwise tree, `[B, S, S]`.
+pub(crate) fn log_reduce<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, _, s, _] = x.dims();
+    let mut x = x;
+    loop {
+        let n = x.dims()[1];
+        if n == 1 {
+            return x.reshape([batch, s, s]);
+        }
+        if n % 2 == 1 {
+            let eye = log_identity::<B>(s, &x.device()).expand([batch, 1, s, s]);
+            x = Tensor::cat(vec![x, eye], 1);
+        }
+        let half = x.dims()[1] / 2;
+        let pairs = x.reshape([batch, half, 2 * s, s]);
+        let left = pairs.clone().narrow(2, 0, s);
+        let right = pairs.narrow(2, s, s);
+        x = log_matmul(left, right);
+    }
+}
+
+/// The scan elements `M_t`, `t = 1..T`, `[B, T-1, S, S]` (identity where `valid` is false),
+/// and the first forward variable `α_0 [B, S]`.
+fn elements<B: Backend>(
+    lp: &HmmLogProbs<B>,
+    emissions: Tensor<B, 3>,
+    valid: Option<Tensor<B, 2, Bool>>,
+) -> (Option<Tensor<B, 4>>, Tensor<B, 2>) {
+    let [batch, len, s] = emissions.dims();
+    let alpha0 = lp.log_initial.clone().unsqueeze::<2>()
+        + emissions.clone().narrow(1, 0, 1).reshape([batch, s]);
+    if len == 1 {
+        return (None, alpha0);
+    }
+    let log_a = lp.log_transitions.clone().reshape([1, 1, s, s]);
+    let mut m = log_a + emissions.narrow(1, 1, len - 1).unsqueeze_dim::<4>(2);
+    if let Some(v) = valid {
+        let pad = v
+            .narrow(1, 1, len - 1)
+            .bool_not()
+            .reshape([batch, len - 1, 1, 1])
+            .expand([batch, len - 1, s, s]);
+        let eye = log_identity::<B>(s, &m.device()).expand([batch, len - 1, s, s]);
+        m = m.mask_where(pad, eye);
+    }
+    (Some(m), alpha0)
+}
+
+/// `log p(x_b)`, `[B]`, by the tree reduction (differentiable; taped if `lp` is tracked).
+pub(crate) fn log_likelihood<B: Backend>(lp: &HmmLogProbs<B>, batch: &Batch<B>) -> Tensor<B, 1> {
+    let em = emission_terms(lp.log_emissions.clone(), batch.observations.clone());
+    let (m, alpha0) = elements(lp, em, batch.valid());
+    let b = batch.batch;
+    let last = match m {
+        None => alpha0,
+        Some(m) => {
+            let total = log_reduce(m);
+            let s = alpha0.dims()[1];
+            log_sum_exp(alpha0.unsqueeze_dim::<3>(2) + total, 1).reshape([b, s])
+        }
+    };
+    log_sum_exp(last, 1).reshape([b])
+}
+
+/// Forward and backward variables `[B, T, S]`, the log-likelihood `[B]` and the emission
+/// terms `[B, T, S]`, by prefix and suffix scans.
+pub(crate) fn forward_backward<B: Backend>(
+    lp: &HmmLogProbs<B>,
+    batch: &Batch<B>,
+    valid: Option<Tensor<B, 2, Bool>>,
+) -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 1>, Tensor<B, 3>) {
+    let em = emission_terms(lp.log_emissions.clone(), batch.observations.clone());
+    let [b, len, s] = em.dims();
+    let (m, alpha0) = elements(lp, em.clone(), valid);
+    let first = alpha0.clone().reshape([b, 1, s]);
+    let (alpha, beta) = match m {
+        None => (first, Tensor::zeros([b, 1, s], &em.device())),
+        Some(m) => {
+            let prefix = log_scan(m.clone(), false);
+            let rest =
+                log_sum_exp(alpha0.reshape([b, 1, s, 1]) + prefix, 2).reshape([b, len - 1, s]);
+            let suffix = log_scan(m, true);
+            let betas = log_sum_exp(suffix, 3).reshape([b, len - 1, s]);
+            (
+                Tensor::cat(vec![first, rest], 1),
+                Tensor::cat(vec![betas, Tensor::zeros([b, 1, s], &em.device())], 1),
+            )
+        }
+    };
+    let ll = log_sum_exp(alpha.clone().narrow(1, len - 1, 1).reshape([b, s]), 1).reshape([b]);
+    (alpha, beta, ll, em)
+}
