@@ -458,7 +458,7 @@ fn evaluate<B: Backend>(
     let (mut logits, mut log_counts) = (vec![], vec![]);
     for start in (0..n).step_by(batch_size) {
         let end = (start + batch_size).min(n);
-        let (lg, lc) = model.forward(data.x.clone().slice([start..end]));
+        let (lg, lc) = model.forward(data.x.clone().narrow(0, start, end - start));
         logits.push(lg);
         log_counts.push(lc);
     }
@@ -558,14 +558,12 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     // because each check reads a flag back from the device (a GPU sync per step).
     let checked = BpnetMixtureLossConfig::new().init();
     let zeros = |n| Tensor::<B::InnerBackend, 2>::zeros([n, 1], &device);
-    for (d, n) in [(&heldout_data, heldout.n)] {
-        checked.forward(
-            d.y.clone(),
-            d.y.clone().zeros_like(),
-            zeros(n),
-            Some(d.labels.clone()),
-        );
-    }
+    checked.forward(
+        heldout_data.y.clone(),
+        heldout_data.y.zeros_like(),
+        zeros(heldout.n),
+        Some(heldout_data.labels.clone()),
+    );
     checked.forward(
         train_data.y.clone().inner(),
         train_data.y.clone().inner().zeros_like(),

@@ -356,6 +356,9 @@ fn negative_elbo<B: Backend>(
     recon / samples.max(1) as f64 + kl / n
 }
 
+/// Cells per Adam step of the baseline's theta fit (all cells when there are fewer).
+const BASELINE_BATCH: usize = 1024;
+
 /// The baseline's learnable per-gene `log theta`.
 #[derive(Module, Debug)]
 struct BaselineTheta<B: Backend> {
@@ -365,12 +368,14 @@ struct BaselineTheta<B: Backend> {
 /// Per-gene NB without latent structure: `mu[c, g] = library[c] × freq[g]` (training gene
 /// frequencies), `theta[g]` fitted by maximum likelihood on the training cells: a
 /// method-of-moments start (`Σ mu² / Σ[(x - mu)² - x]`, the NB variance `mu + mu²/theta`),
-/// refined by `steps` Adam steps on the library's NB loss. Returns the held-out NLL per cell.
+/// refined by `steps` Adam steps on the library's NB loss (minibatches of
+/// [`BASELINE_BATCH`] cells on large data). Returns the held-out NLL per cell.
 fn baseline<B: AutodiffBackend>(
     train: &CountMatrix,
     train_x: &Tensor<B, 2>,
     heldout_x: &Tensor<B::InnerBackend, 2>,
     steps: usize,
+    rng: &mut StdRng,
 ) -> f64 {
     let g = train.n_genes;
     let mut totals = vec![0f64; g];
@@ -412,9 +417,24 @@ fn baseline<B: AutodiffBackend>(
         log_theta: Param::from_tensor(Tensor::from_data(TensorData::new(log_theta, [g]), &device)),
     };
     let mut optim = AdamConfig::new().init();
+    let n = train.n_cells;
+    let mut cells: Vec<usize> = (0..n).collect();
     for _ in 0..steps {
+        // Full batch up to BASELINE_BATCH cells, random minibatches beyond (large data sets).
+        let (x, mu) = if n <= BASELINE_BATCH {
+            (train_x.clone(), mu.clone())
+        } else {
+            cells.shuffle(rng);
+            let idx: Vec<i64> = cells[..BASELINE_BATCH].iter().map(|&i| i as i64).collect();
+            let idx =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [BASELINE_BATCH]), &device);
+            (
+                train_x.clone().select(0, idx.clone()),
+                mu.clone().select(0, idx),
+            )
+        };
         let theta = theta_model.log_theta.val().exp();
-        let loss = nb.forward(train_x.clone(), mu.clone(), theta, Reduction::BatchMean);
+        let loss = nb.forward(x, mu, theta, Reduction::BatchMean);
         let grads = GradientsParams::from_grads(loss.backward(), &theta_model);
         theta_model = optim.step(0.02, theta_model, grads);
     }
@@ -498,7 +518,7 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
         Reduction::Sum,
     );
 
-    let baseline_nll = baseline(train, &train_x, &heldout_x, args.baseline_steps);
+    let baseline_nll = baseline(train, &train_x, &heldout_x, args.baseline_steps, &mut rng);
 
     let config = ScviConfig::new(g)
         .with_n_hidden(args.hidden)
