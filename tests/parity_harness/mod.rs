@@ -505,8 +505,8 @@ pub(crate) fn compute<B: AutodiffBackend>(
         "zinb" => zinb(fx, inp, path),
         "vae_elbo" => vae_elbo(fx, inp, path),
         "hmm" => hmm(inp, path),
-        "multinomial_nll" => multinomial_nll(inp),
-        "bpnet_mixture" => bpnet_mixture(fx, inp),
+        "multinomial_nll" => multinomial_nll(inp, path),
+        "bpnet_mixture" => bpnet_mixture(fx, inp, path),
         "log1p_mse" => log1p_mse(inp),
         other => Err(format!("unknown function {other:?}")),
     }
@@ -613,8 +613,13 @@ pub(crate) fn hmm<B: AutodiffBackend>(inp: &Inputs<B>, path: Impl) -> Result<Out
     ]))
 }
 
-pub(crate) fn multinomial_nll<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Outputs<B>, String> {
-    let loss = MultinomialNllLossConfig::new().init();
+pub(crate) fn multinomial_nll<B: AutodiffBackend>(
+    inp: &Inputs<B>,
+    path: Impl,
+) -> Result<Outputs<B>, String> {
+    let loss = MultinomialNllLossConfig::new()
+        .with_fast_path(path == Impl::Fast)
+        .init();
     with_rank!(inp.rank("logps")?, "logps", D => {
         let nll = loss.forward_no_reduction::<B, D, { D - 1 }>(
             inp.float::<D>("logps")?,
@@ -627,8 +632,9 @@ pub(crate) fn multinomial_nll<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Out
 pub(crate) fn bpnet_mixture<B: AutodiffBackend>(
     fx: &Fixture,
     inp: &Inputs<B>,
+    path: Impl,
 ) -> Result<Outputs<B>, String> {
-    let mut config = BpnetMixtureLossConfig::new();
+    let mut config = BpnetMixtureLossConfig::new().with_fast_path(path == Impl::Fast);
     if let Some(w) = config_f64(fx, "count_loss_weight")? {
         config = config.with_count_loss_weight(w);
     }

@@ -25,6 +25,11 @@ pub struct BpnetMixtureLossConfig {
     /// read-back per input. Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused CPU kernel on backends that keep tensors in host memory (NdArray; see
+    /// [`host`](crate::host)). `false` forces the generic tensor-op path, which every other
+    /// backend takes; both agree to float32 rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl BpnetMixtureLossConfig {
@@ -41,6 +46,7 @@ impl BpnetMixtureLossConfig {
         BpnetMixtureLoss {
             count_loss_weight: self.count_loss_weight,
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct BpnetMixtureLoss {
     pub count_loss_weight: f64,
     /// See [`BpnetMixtureLossConfig::validate`].
     pub validate: bool,
+    /// See [`BpnetMixtureLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl BpnetMixtureLoss {
@@ -137,6 +145,29 @@ impl BpnetMixtureLoss {
         reduction: Reduction,
     ) -> BpnetLosses<B, 1> {
         let n = y.dims()[0];
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            self.check(&y, &logits, &log_counts, labels.as_ref());
+            let inputs = host_inputs(y, logits, log_counts, labels);
+            let (profile, count) = crate::host::profile::mixture(inputs, |labelled| {
+                let inv_n = 1.0 / n as f64;
+                Some(match reduction {
+                    Reduction::Mean | Reduction::Auto => crate::host::profile::Scales {
+                        profile: 1.0 / labelled.max(1) as f64,
+                        count: inv_n,
+                    },
+                    Reduction::Sum => crate::host::profile::Scales {
+                        profile: 1.0,
+                        count: 1.0,
+                    },
+                    Reduction::BatchMean => crate::host::profile::Scales {
+                        profile: inv_n,
+                        count: inv_n,
+                    },
+                })
+            });
+            return self.combine(profile, count);
+        }
         let labelled = labels.as_ref().map(|l| l.clone().float());
         let per_region = self.forward_no_reduction(y, logits, log_counts, labels);
         let (profile, count) = match reduction {
@@ -181,22 +212,19 @@ impl BpnetMixtureLoss {
         labels: Option<Tensor<B, 1, Int>>,
     ) -> BpnetLosses<B, 1> {
         let [n, s, l] = y.dims();
-        validate::same_shape(NAME, ("y", &[n, s, l]), ("logits", &logits.dims()));
-        validate::expect_shape(NAME, "log_counts", &log_counts.dims(), &[n, 1], "`[n, 1]`");
-        if let Some(labels) = &labels {
-            validate::expect_shape(NAME, "labels", &labels.dims(), &[n], "`[n]`");
-            if self.validate {
-                validate::binary_labels(NAME, "labels", labels);
-            }
-        }
-        if self.validate {
-            validate::non_negative(NAME, "y", &y);
-            validate::finite(NAME, "logits", &logits);
-            validate::finite(NAME, "log_counts", &log_counts);
+        self.check(&y, &logits, &log_counts, labels.as_ref());
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            let inputs = host_inputs(y, logits, log_counts, labels);
+            let (profile, count) = crate::host::profile::mixture(inputs, |_| None);
+            return self.combine(profile, count);
         }
         let y = y.reshape([n, s * l]);
         let log_probs = log_softmax(logits.reshape([n, s * l]), 1);
-        let unchecked_mnll = MultinomialNllLoss { validate: false };
+        let unchecked_mnll = MultinomialNllLoss {
+            validate: false,
+            fast_path: false,
+        };
         let profile = unchecked_mnll.nll_keep_dim(log_probs, y.clone());
         let profile = match labels {
             Some(labels) => profile * labels.float().reshape([n, 1]),
@@ -207,6 +235,30 @@ impl BpnetMixtureLoss {
         self.combine(profile.reshape([n]), count)
     }
 
+    /// Shape checks (always) and value checks (with `validate`).
+    fn check<B: Backend>(
+        &self,
+        y: &Tensor<B, 3>,
+        logits: &Tensor<B, 3>,
+        log_counts: &Tensor<B, 2>,
+        labels: Option<&Tensor<B, 1, Int>>,
+    ) {
+        let [n, s, l] = y.dims();
+        validate::same_shape(NAME, ("y", &[n, s, l]), ("logits", &logits.dims()));
+        validate::expect_shape(NAME, "log_counts", &log_counts.dims(), &[n, 1], "`[n, 1]`");
+        if let Some(labels) = labels {
+            validate::expect_shape(NAME, "labels", &labels.dims(), &[n], "`[n]`");
+            if self.validate {
+                validate::binary_labels(NAME, "labels", labels);
+            }
+        }
+        if self.validate {
+            validate::non_negative(NAME, "y", y);
+            validate::finite(NAME, "logits", logits);
+            validate::finite(NAME, "log_counts", log_counts);
+        }
+    }
+
     fn combine<B: Backend>(&self, profile: Tensor<B, 1>, count: Tensor<B, 1>) -> BpnetLosses<B, 1> {
         let total = profile.clone() + count.clone() * self.count_loss_weight;
         BpnetLosses {
@@ -214,6 +266,23 @@ impl BpnetMixtureLoss {
             count,
             total,
         }
+    }
+}
+
+/// The inputs flattened over strands × positions for the host kernel.
+#[cfg(feature = "ndarray")]
+fn host_inputs<B: Backend>(
+    y: Tensor<B, 3>,
+    logits: Tensor<B, 3>,
+    log_counts: Tensor<B, 2>,
+    labels: Option<Tensor<B, 1, Int>>,
+) -> crate::host::profile::MixtureInputs<B> {
+    let [n, s, l] = y.dims();
+    crate::host::profile::MixtureInputs {
+        y: y.reshape([n, s * l]),
+        logits: logits.reshape([n, s * l]),
+        log_counts,
+        labels,
     }
 }
 

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::{check_output_rank, reduce};
+use super::{check_output_rank, reduce, reduction_scale};
 use crate::Reduction;
 use crate::special::{constant, lgamma_value};
 use crate::validate;
@@ -19,6 +19,11 @@ pub struct MultinomialNllLossConfig {
     /// the first violation. One device read-back per input. Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused CPU kernel on backends that keep tensors in host memory (NdArray; see
+    /// [`host`](crate::host)). `false` forces the generic tensor-op path, which every other
+    /// backend takes; both agree to float32 rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl MultinomialNllLossConfig {
@@ -26,6 +31,7 @@ impl MultinomialNllLossConfig {
     pub fn init(&self) -> MultinomialNllLoss {
         MultinomialNllLoss {
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -62,6 +68,8 @@ impl MultinomialNllLossConfig {
 pub struct MultinomialNllLoss {
     /// See [`MultinomialNllLossConfig::validate`].
     pub validate: bool,
+    /// See [`MultinomialNllLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl MultinomialNllLoss {
@@ -81,6 +89,14 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            self.check(&log_probs, &counts);
+            let dims = counts.dims();
+            let scale = reduction_scale(&dims[..D - 1], reduction);
+            let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
+            return crate::host::profile::multinomial_nll(log_probs, &counts, Some(scale));
+        }
         reduce(self.nll_keep_dim(log_probs, counts), reduction)
     }
 
@@ -100,7 +116,30 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            self.check(&log_probs, &counts);
+            let dims = counts.dims();
+            let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
+            let per_row = crate::host::profile::multinomial_nll(log_probs, &counts, None);
+            let mut out = [0; D2];
+            out.copy_from_slice(&dims[..D - 1]);
+            return per_row.reshape(out);
+        }
         self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
+    }
+
+    /// Shape checks (always) and value checks (with `validate`).
+    fn check<B: Backend, const D: usize>(&self, log_probs: &Tensor<B, D>, counts: &Tensor<B, D>) {
+        validate::same_shape(
+            NAME,
+            ("log_probs", &log_probs.dims()),
+            ("counts", &counts.dims()),
+        );
+        if self.validate {
+            validate::finite(NAME, "log_probs", log_probs);
+            validate::non_negative(NAME, "counts", counts);
+        }
     }
 
     /// The NLL of each row, keeping the last dimension with size 1.
@@ -109,21 +148,21 @@ impl MultinomialNllLoss {
         log_probs: Tensor<B, D>,
         counts: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        validate::same_shape(
-            NAME,
-            ("log_probs", &log_probs.dims()),
-            ("counts", &counts.dims()),
-        );
-        if self.validate {
-            validate::finite(NAME, "log_probs", &log_probs);
-            validate::non_negative(NAME, "counts", &counts);
-        }
+        self.check(&log_probs, &counts);
         let counts = constant(&counts);
         let last = D - 1;
         let log_coefficient = lgamma_value(counts.clone().sum_dim(last) + 1.0)
             - lgamma_value(counts.clone() + 1.0).sum_dim(last);
         (counts * log_probs).sum_dim(last).neg() - log_coefficient
     }
+}
+
+/// `[..., L]` as `[rows, L]`.
+#[cfg(feature = "ndarray")]
+fn flatten_rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 2> {
+    let dims = x.dims();
+    let width = dims[D - 1];
+    x.reshape([dims.iter().product::<usize>() / width.max(1), width])
 }
 
 #[cfg(test)]

@@ -1,0 +1,171 @@
+//! BPNet's profile losses as fused host kernels: the multinomial NLL of given
+//! log-probabilities, and the whole mixture loss from raw logits (log-softmax, profile NLL,
+//! count log1p-MSE and all derivatives in one pass per region). See
+//! [`multinomial`](crate::losses::multinomial) and [`bpnet`](crate::losses::bpnet).
+
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
+use rayon::prelude::*;
+
+use super::autodiff::attach;
+use super::special::ln_factorial;
+use super::{HostFloat, HostTensor, tensor_from};
+
+/// Per-row multinomial NLL of `counts` under `log_probs` (`[rows, L]`), with
+/// `∂/∂log_probs = -counts`: a `[rows]` tensor (`scale: None`) or `[1]` holding
+/// `scale · Σ rows` (`Some(scale)`), gradient attached to `log_probs`.
+pub(crate) fn multinomial_nll<B: Backend>(
+    log_probs: Tensor<B, 2>,
+    counts: &Tensor<B, 2>,
+    scale: Option<f64>,
+) -> Tensor<B, 1> {
+    let [rows, width] = counts.dims();
+    let host = [&log_probs, counts].map(HostTensor::of);
+    let device = log_probs.device();
+    macro_rules! run {
+        ($e:ty) => {{
+            let (lp, c) = (host[0].slice::<$e>(), host[1].slice::<$e>());
+            let factor = -scale.unwrap_or(1.0);
+            let mut d = vec![<$e>::from_f64(0.0); rows * width];
+            let per_row: Vec<f64> = d
+                .par_chunks_mut(width.max(1))
+                .enumerate()
+                .map(|(r, d)| {
+                    let (lp, c) = (&lp[r * width..][..width], &c[r * width..][..width]);
+                    let (mut dot, mut log_factorials, mut total) = (0.0, 0.0, 0.0);
+                    for k in 0..width {
+                        let ck = c[k].to_f64();
+                        dot += ck * lp[k].to_f64();
+                        log_factorials += ln_factorial(ck);
+                        total += ck;
+                        d[k] = <$e>::from_f64(ck * factor);
+                    }
+                    log_factorials - ln_factorial(total) - dot
+                })
+                .collect();
+            let value = values::<B, $e>(per_row, scale, &device);
+            attach(value, [log_probs], [tensor_from(d, [rows, width], &device)])
+        }};
+    }
+    match host[1].dtype() {
+        DType::F64 => run!(f64),
+        _ => run!(f32),
+    }
+}
+
+/// Per-row values as `[rows]`, or their scaled sum as `[1]`.
+fn values<B: Backend, E: HostFloat>(
+    per_row: Vec<f64>,
+    scale: Option<f64>,
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    match scale {
+        None => {
+            let n = per_row.len();
+            tensor_from(per_row.into_iter().map(E::from_f64).collect(), [n], device)
+        }
+        Some(s) => tensor_from(
+            vec![E::from_f64(per_row.iter().sum::<f64>() * s)],
+            [1],
+            device,
+        ),
+    }
+}
+
+/// The BPNet mixture loss's inputs, flattened over strands × positions.
+pub(crate) struct MixtureInputs<B: Backend> {
+    /// `[n, W]` read counts.
+    pub y: Tensor<B, 2>,
+    /// `[n, W]` profile logits.
+    pub logits: Tensor<B, 2>,
+    /// `[n, 1]` predicted log total counts.
+    pub log_counts: Tensor<B, 2>,
+    /// `[n]` peak labels (0/1), `None`: all peaks.
+    pub labels: Option<Tensor<B, 1, Int>>,
+}
+
+/// How the per-region losses are combined: `None` keeps them per region (`[n]`), otherwise
+/// the profile losses are summed and multiplied by `profile`, the count losses by `count`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scales {
+    pub profile: f64,
+    pub count: f64,
+}
+
+/// `(profile, count)`: per region (`[n]`, profile 0 where the label is 0) or reduced (`[1]`),
+/// with gradients attached to `logits` and `log_counts`. `scales` may depend on the number
+/// of labelled regions, which this returns as well (read from the host labels).
+pub(crate) fn mixture<B: Backend>(
+    inputs: MixtureInputs<B>,
+    scales: impl FnOnce(usize) -> Option<Scales>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, width] = inputs.y.dims();
+    let labels: Vec<f64> = match &inputs.labels {
+        Some(l) => l
+            .to_data()
+            .convert::<i64>()
+            .iter::<i64>()
+            .map(|v| v as f64)
+            .collect(),
+        None => vec![1.0; n],
+    };
+    let labelled = labels.iter().filter(|&&w| w == 1.0).count();
+    let scales = scales(labelled);
+    let host = [&inputs.y, &inputs.logits, &inputs.log_counts].map(HostTensor::of);
+    let device = inputs.logits.device();
+    macro_rules! run {
+        ($e:ty) => {{
+            let (y, logits, lc) = (
+                host[0].slice::<$e>(),
+                host[1].slice::<$e>(),
+                host[2].slice::<$e>(),
+            );
+            let (p_scale, c_scale) = scales.map_or((1.0, 1.0), |s| (s.profile, s.count));
+            let mut d_logits = vec![<$e>::from_f64(0.0); n * width];
+            let per_row: Vec<(f64, f64, f64)> = d_logits
+                .par_chunks_mut(width.max(1))
+                .enumerate()
+                .map(|(r, d)| {
+                    let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
+                    let max = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
+                    let (mut sum_exp, mut total, mut dot, mut log_factorials) =
+                        (0.0, 0.0, 0.0, 0.0);
+                    for k in 0..width {
+                        let (yk, lk) = (y[k].to_f64(), l[k].to_f64());
+                        sum_exp += (lk - max).exp();
+                        total += yk;
+                        dot += yk * lk;
+                        log_factorials += ln_factorial(yk);
+                    }
+                    let lse = max + sum_exp.ln();
+                    let w = labels[r] * p_scale;
+                    for k in 0..width {
+                        let p = (l[k].to_f64() - lse).exp();
+                        d[k] = <$e>::from_f64(w * (total * p - y[k].to_f64()));
+                    }
+                    let profile =
+                        labels[r] * (total * lse - dot + log_factorials - ln_factorial(total));
+                    let residual = total.ln_1p() - lc[r].to_f64();
+                    (profile, residual * residual, -2.0 * residual * c_scale)
+                })
+                .collect();
+            let d_lc = per_row.iter().map(|r| <$e>::from_f64(r.2)).collect();
+            let split = |f: fn(&(f64, f64, f64)) -> f64| per_row.iter().map(f).collect::<Vec<_>>();
+            let reduce = |v: Vec<f64>, s: f64| values::<B, $e>(v, scales.map(|_| s), &device);
+            let profile = reduce(split(|r| r.0), p_scale);
+            let count = reduce(split(|r| r.1), c_scale);
+            let d_logits = tensor_from(d_logits, [n, width], &device);
+            (
+                attach(profile, [inputs.logits], [d_logits]),
+                attach(
+                    count,
+                    [inputs.log_counts],
+                    [tensor_from(d_lc, [n, 1], &device)],
+                ),
+            )
+        }};
+    }
+    match host[1].dtype() {
+        DType::F64 => run!(f64),
+        _ => run!(f32),
+    }
+}
