@@ -1,6 +1,7 @@
 //! Forward + backward timings of the losses at the shapes of the peer benchmarks
 //! (`benches/peers/`): NB and ZINB `[512, 2000]` with per-gene theta, VAE ELBO `[512, 2000]`
-//! with latent `[512, 10]`, multinomial NLL and the BPNet mixture loss `[64, 2, 1000]`,
+//! with latent `[512, 10]`, multinomial NLL (from logits, as BPNet's profile head gives them,
+//! and from log-probabilities) and the BPNet mixture loss `[64, 2, 1000]`,
 //! log1p-MSE `[64, 1]`.
 //!
 //! `cargo bench --bench losses` runs them on `Autodiff<NdArray<f32>>`; with
@@ -101,10 +102,19 @@ fn bpnet<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B::Device
 
     let mnll = MultinomialNllLossConfig::new().with_validate(false).init();
     let flat_y = y.clone().reshape([n, s * l]);
+    let log_probs = log_softmax(logits.clone().reshape([n, s * l]), 1);
     c.bench_function(&format!("mnll{suffix}/fwd_bwd_64x2x1000"), |b| {
         b.iter(|| {
-            let logits = logits.clone().require_grad();
-            let log_probs = log_softmax(logits.reshape([n, s * l]), 1);
+            let logits = logits.clone().require_grad().reshape([n, s * l]);
+            let loss = mnll.forward_logits(logits, flat_y.clone(), Reduction::Mean);
+            let _grads = loss.backward();
+            sync::<B>(device);
+        })
+    });
+
+    c.bench_function(&format!("mnll{suffix}/fwd_bwd_64x2000_log_probs"), |b| {
+        b.iter(|| {
+            let log_probs = log_probs.clone().require_grad();
             let loss = mnll.forward(log_probs, flat_y.clone(), Reduction::Mean);
             let _grads = loss.backward();
             sync::<B>(device);

@@ -178,6 +178,14 @@ fn mnll_infinite_log_prob<B: AutodiffBackend>() {
     );
 }
 
+fn mnll_logits_shape<B: AutodiffBackend>() {
+    MultinomialNllLossConfig::new().init().forward_logits(
+        t::<B, 2>(&LOG_P, [1, 3]),
+        Tensor::ones([3, 1], &Default::default()),
+        Reduction::Mean,
+    );
+}
+
 fn log1p_mse_shape<B: AutodiffBackend>() {
     Log1pMseLossConfig::new().init().forward(
         t::<B, 2>(&[1.0, 2.0], [1, 2]),
@@ -319,6 +327,10 @@ backend_tests!(
         expected = "MultinomialNllLoss: `log_probs` must be finite; found -inf at flat index 0"
     )]
     mnll_infinite_log_prob,
+    #[should_panic(
+        expected = "MultinomialNllLoss: shape of `logits` [1, 3] does not match shape of `counts` [3, 1]"
+    )]
+    mnll_logits_shape,
     #[should_panic(
         expected = "Log1pMseLoss: shape of `log_pred` [1, 2] does not match shape of `counts` [2, 1]"
     )]

@@ -168,6 +168,13 @@ fn multinomial_nll() {
     let y = counts(&mut rng, n * l);
     let log_probs = uniform(&mut rng, n * l, -6.0, -0.1);
     let loss = MultinomialNllLossConfig::new().init();
+    check_gradients("MNLL from logits", &[("logits", log_probs.clone())], |t| {
+        loss.forward_logits(
+            t[0].clone().reshape([n, l]),
+            tensor_f64(y.clone(), [n, l]),
+            Reduction::Mean,
+        )
+    });
     check_gradients("MNLL", &[("log_probs", log_probs)], |t| {
         loss.forward(
             t[0].clone().reshape([n, l]),

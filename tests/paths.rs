@@ -191,7 +191,25 @@ fn multinomial_and_mixture() {
         let per_row: Tensor<B, 2> = mnll.forward_no_reduction(log_probs, yt());
         vec![per_row]
     });
+    agree("MNLL from logits per row", &inputs, |fast, t| {
+        let mnll = MultinomialNllLossConfig::new().with_fast_path(fast).init();
+        let per_row: Tensor<B, 2> =
+            mnll.forward_logits_no_reduction(t[0].clone().reshape([n, s, l]), yt());
+        vec![per_row]
+    });
     for reduction in REDUCTIONS {
+        agree(
+            &format!("MNLL from logits {reduction:?}"),
+            &inputs,
+            |fast, t| {
+                let mnll = MultinomialNllLossConfig::new().with_fast_path(fast).init();
+                let logits = t[0].clone().reshape([n, s, l]);
+                vec![
+                    mnll.forward_logits(logits, yt(), reduction.clone())
+                        .reshape([1, 1]),
+                ]
+            },
+        );
         agree(&format!("MNLL {reduction:?}"), &inputs, |fast, t| {
             let mnll = MultinomialNllLossConfig::new().with_fast_path(fast).init();
             let log_probs = log_softmax(t[0].clone().reshape([n, s, l]), 2);

@@ -34,6 +34,7 @@ pub(crate) mod autodiff;
 pub(crate) mod nb;
 pub(crate) mod pointwise;
 pub(crate) mod profile;
+pub(crate) mod simd;
 pub(crate) mod special;
 pub(crate) mod vae;
 

@@ -18,8 +18,8 @@ use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::special::{digamma, lgamma, ln_factorial, sigmoid, softplus};
-use super::{HostFloat, HostTensor};
+use super::special::{digamma, exp_nonpositive, lgamma, ln_1p_nonnegative, ln_factorial};
+use super::{HostFloat, HostTensor, simd};
 
 /// How `mu` and `theta` are floored, as the two references do.
 #[derive(Clone, Copy, Debug)]
@@ -29,15 +29,6 @@ pub(crate) enum Floor {
     Clamp,
     /// scVI's ZINB: `mu + eps` in the logarithms, no clamping.
     Shift,
-}
-
-/// Per-`theta`-entry constants.
-struct ThetaTerms {
-    theta: f64,
-    inv_theta: f64,
-    lgamma: f64,
-    digamma: f64,
-    live: f64,
 }
 
 /// The NB (or, with `pi_logits`, ZINB) inputs of one loss call.
@@ -148,7 +139,69 @@ impl<E: HostFloat> Columns<E> {
     }
 }
 
-/// One multi-threaded pass over all elements, rows in parallel.
+/// Per-`theta`-entry constants, one column each (so the element loop vectorises).
+struct ThetaColumns {
+    theta: Vec<f64>,
+    inv_theta: Vec<f64>,
+    lgamma: Vec<f64>,
+    digamma: Vec<f64>,
+    /// 1 where `theta` carries a gradient, 0 where the clamp holds it at `eps`.
+    live: Vec<f64>,
+}
+
+impl ThetaColumns {
+    fn new<E: HostFloat>(raw: &[E], eps: f64, floor: Floor) -> Self {
+        let theta: Vec<f64> = raw
+            .iter()
+            .map(|t| match floor {
+                Floor::Clamp => t.to_f64().max(eps),
+                Floor::Shift => t.to_f64(),
+            })
+            .collect();
+        Self {
+            inv_theta: theta.iter().map(|t| t.recip()).collect(),
+            lgamma: theta.par_iter().map(|&t| lgamma(t)).collect(),
+            digamma: theta.par_iter().map(|&t| digamma(t)).collect(),
+            live: raw.iter().map(|t| live(floor, t.to_f64(), eps)).collect(),
+            theta,
+        }
+    }
+
+    /// The columns for the `len` entries from `start`.
+    fn window(&self, start: usize, len: usize) -> ThetaRow<'_> {
+        ThetaRow {
+            theta: &self.theta[start..start + len],
+            inv_theta: &self.inv_theta[start..start + len],
+            lgamma: &self.lgamma[start..start + len],
+            digamma: &self.digamma[start..start + len],
+            live: &self.live[start..start + len],
+        }
+    }
+}
+
+/// One row's view of [`ThetaColumns`].
+struct ThetaRow<'a> {
+    theta: &'a [f64],
+    inv_theta: &'a [f64],
+    lgamma: &'a [f64],
+    digamma: &'a [f64],
+    live: &'a [f64],
+}
+
+/// Per-thread scratch rows in `f64`: log NB, its derivatives, `mu` after flooring and
+/// `1/(theta + mu)`.
+#[derive(Default)]
+struct Scratch {
+    log_nb: Vec<f64>,
+    d_mu: Vec<f64>,
+    d_theta: Vec<f64>,
+    mu: Vec<f64>,
+    inv_theta_plus_mu: Vec<f64>,
+}
+
+/// One multi-threaded pass over all elements, rows in parallel. Per row: a branch-free
+/// (vectorised) pass computes everything a zero count needs; a second pass adds the terms of
+/// the non-zero counts; a third applies the zero inflation (ZINB) and writes the outputs.
 fn kernel<E: HostFloat>(
     host: &[HostTensor; 3],
     logits: Option<&HostTensor>,
@@ -163,11 +216,8 @@ fn kernel<E: HostFloat>(
     );
     let logits = logits.map(|l| l.slice::<E>());
     let (eps, floor) = (inputs.eps, inputs.floor);
-    let theta_terms: Vec<ThetaTerms> = theta
-        .par_iter()
-        .map(|&raw| ThetaTerms::new(raw.to_f64(), eps, floor))
-        .collect();
-    let per_gene = theta_terms.len() == genes;
+    let columns = ThetaColumns::new(theta, eps, floor);
+    let per_gene = theta.len() == genes;
     let (n, factor) = (rows * genes, scale.unwrap_or(1.0));
     let zero = E::from_f64(0.0);
     // Element-wise values; untouched (never mapped) when the caller wants the reduced total.
@@ -178,6 +228,7 @@ fn kernel<E: HostFloat>(
     // Without `pi_logits` this stays zero-initialised and untouched: its pages are never mapped.
     let mut d_logits = vec![zero; n];
     let chunk = genes.max(1);
+    let keep_values = scale.is_none();
     values
         .par_chunks_mut(chunk)
         .zip(row_sums.par_iter_mut())
@@ -185,39 +236,29 @@ fn kernel<E: HostFloat>(
         .zip(d_theta.par_chunks_mut(chunk))
         .zip(d_logits.par_chunks_mut(chunk))
         .enumerate()
-        .for_each(|(row, ((((values, row_sum), dm), dt), dl))| {
-            let start = row * genes;
-            let theta_row = if per_gene {
-                &theta_terms[..]
-            } else {
-                &theta_terms[start..start + genes]
-            };
-            for (j, tt) in theta_row.iter().enumerate() {
-                let i = start + j;
-                let (count, raw_mu) = (x[i].to_f64(), mu[i].to_f64());
-                let m = match floor {
-                    Floor::Clamp => raw_mu.max(eps),
-                    Floor::Shift => raw_mu,
-                } + eps;
-                let (lp, g_mu, g_theta) = log_prob(count, m, tt);
-                let g_mu = g_mu * live(floor, raw_mu, eps);
-                let (log_p, weight) = match logits {
-                    Some(l) => {
-                        let z = zero_inflated(count <= 0.0, lp, l[i].to_f64());
-                        dl[j] = E::from_f64(-z.d_logit * factor);
-                        (z.log_prob, z.weight)
-                    }
-                    None => (lp, 1.0),
+        .for_each_init(
+            Scratch::default,
+            |scratch, (row, ((((values, row_sum), dm), dt), dl))| {
+                let start = row * genes;
+                let span = start..start + genes;
+                let rows = RowInputs {
+                    x: &x[span.clone()],
+                    mu: &mu[span.clone()],
+                    logits: logits.map(|l| &l[span]),
+                    theta: columns.window(if per_gene { 0 } else { start }, genes),
+                    eps,
+                    floor,
+                    factor,
                 };
-                if scale.is_some() {
-                    *row_sum -= log_p;
-                } else {
-                    values[j] = E::from_f64(-log_p);
-                }
-                dm[j] = E::from_f64(-g_mu * weight * factor);
-                dt[j] = E::from_f64(-g_theta * tt.live * weight * factor);
-            }
-        });
+                let outputs = RowOutputs {
+                    values: keep_values.then_some(values),
+                    d_mu: dm,
+                    d_theta: dt,
+                    d_logits: dl,
+                };
+                *row_sum = simd::dispatch!(process_row, process_row_wide, (scratch, &rows, outputs));
+            },
+        );
     if let Some(scale) = scale {
         values = vec![E::from_f64(row_sums.iter().sum::<f64>() * scale)];
     }
@@ -229,19 +270,168 @@ fn kernel<E: HostFloat>(
     }
 }
 
-impl ThetaTerms {
-    fn new(raw: f64, eps: f64, floor: Floor) -> Self {
-        let theta = match floor {
+/// One row's inputs.
+struct RowInputs<'a, E> {
+    x: &'a [E],
+    mu: &'a [E],
+    logits: Option<&'a [E]>,
+    theta: ThetaRow<'a>,
+    eps: f64,
+    floor: Floor,
+    factor: f64,
+}
+
+/// One row's outputs (`values: None` when only the row sum is wanted).
+struct RowOutputs<'a, E> {
+    values: Option<&'a mut [E]>,
+    d_mu: &'a mut [E],
+    d_theta: &'a mut [E],
+    d_logits: &'a mut [E],
+}
+
+/// [`process_row`] compiled for AVX2+FMA (see [`simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn process_row_wide<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<E>) -> f64 {
+    process_row(s, r, out)
+}
+
+/// Computes one row and returns its NLL sum.
+#[inline(always)]
+fn process_row<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<E>) -> f64 {
+    zero_count_terms(s, r.x, r.mu, &r.theta, r.eps, r.floor);
+    add_count_terms(s, r.x, &r.theta);
+    if let Some(l) = r.logits {
+        zero_inflate(s, r.x, l, r.factor, out.d_logits);
+    }
+    let mut lanes = [0.0f64; 4];
+    for j in 0..r.x.len() {
+        lanes[j % 4] -= s.log_nb[j];
+        out.d_mu[j] = E::from_f64(-s.d_mu[j] * r.factor);
+        out.d_theta[j] = E::from_f64(-s.d_theta[j] * r.theta.live[j] * r.factor);
+    }
+    if let Some(values) = out.values {
+        for (v, lp) in values.iter_mut().zip(&s.log_nb) {
+            *v = E::from_f64(-lp);
+        }
+    }
+    lanes.iter().sum()
+}
+
+/// The terms every element has, as if its count were 0 (branch-free, vectorised):
+/// `log NB = -θ·log1p(μ/θ)`, `d/dμ = θ(x - μ)/(μ(θ + μ))` (exact for any `x`),
+/// `d/dθ = μ/(θ + μ) - log1p(μ/θ)`.
+#[inline(always)]
+fn zero_count_terms<E: HostFloat>(
+    s: &mut Scratch,
+    x: &[E],
+    mu: &[E],
+    tt: &ThetaRow,
+    eps: f64,
+    floor: Floor,
+) {
+    let n = x.len();
+    for v in [
+        &mut s.log_nb,
+        &mut s.d_mu,
+        &mut s.d_theta,
+        &mut s.mu,
+        &mut s.inv_theta_plus_mu,
+    ] {
+        v.resize(n, 0.0);
+    }
+    for j in 0..n {
+        let raw = mu[j].to_f64();
+        let m = match floor {
             Floor::Clamp => raw.max(eps),
             Floor::Shift => raw,
-        };
-        Self {
-            theta,
-            inv_theta: theta.recip(),
-            lgamma: lgamma(theta),
-            digamma: digamma(theta),
-            live: live(floor, raw, eps),
+        } + eps;
+        let theta = tt.theta[j];
+        let inv = (theta + m).recip();
+        let log1p_ratio = ln_1p_nonnegative(m * tt.inv_theta[j]);
+        s.mu[j] = m;
+        s.inv_theta_plus_mu[j] = inv;
+        s.log_nb[j] = -theta * log1p_ratio;
+        s.d_mu[j] = theta * (x[j].to_f64() - m) * inv / m * live(floor, raw, eps);
+        s.d_theta[j] = m * inv - log1p_ratio;
+    }
+}
+
+/// Adds what a positive count `x` contributes:
+/// `lgamma(x + θ) - lgamma(θ) - ln x! + x·ln(μ/(θ + μ))` to log NB and
+/// `ψ(x + θ) - ψ(θ) - x/(θ + μ)` to `d/dθ`.
+#[inline(always)]
+fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
+    for (j, count) in x.iter().enumerate() {
+        let count = count.to_f64();
+        if count <= 0.0 {
+            continue;
         }
+        let inv = s.inv_theta_plus_mu[j];
+        let (log_ratio, digamma_diff) = rising(count, tt, j, s.mu[j] * inv);
+        s.log_nb[j] += log_ratio - ln_factorial(count);
+        s.d_theta[j] += digamma_diff - count * inv;
+    }
+}
+
+/// scVI's zero inflation with `pi = sigmoid(logit)`, in place on the scratch row (branch-free):
+///
+/// ```text
+/// x = 0: log p = softplus(a) - softplus(-l),  a = log NB(0) - l,
+///        d log p/d log NB = σ(a),  d log p/d l = σ(-l) - σ(a)
+/// x > 0: log p = log NB(x) - softplus(l),  d log p/d log NB = 1,  d log p/d l = -σ(l)
+/// ```
+///
+/// The NB derivatives are multiplied by `d log p/d log NB`; `d_logits` receives
+/// `-d log p/d l · factor` (the derivative of the NLL).
+#[inline(always)]
+fn zero_inflate<E: HostFloat>(
+    s: &mut Scratch,
+    x: &[E],
+    logits: &[E],
+    factor: f64,
+    d_logits: &mut [E],
+) {
+    for j in 0..x.len() {
+        let l = logits[j].to_f64();
+        let log_nb = s.log_nb[j];
+        let zero = x[j].to_f64() <= 0.0;
+        // softplus(±l) and σ(±l) from one exponential.
+        let el = exp_nonpositive(-l.abs());
+        let log1p_el = ln_1p_nonnegative(el);
+        let softplus_l = l.max(0.0) + log1p_el;
+        let softplus_minus_l = softplus_l - l;
+        let sigma_l = if l >= 0.0 {
+            1.0 / (1.0 + el)
+        } else {
+            el / (1.0 + el)
+        };
+        let sigma_minus_l = if l >= 0.0 {
+            el / (1.0 + el)
+        } else {
+            1.0 / (1.0 + el)
+        };
+        let a = log_nb - l;
+        let ea = exp_nonpositive(-a.abs());
+        let softplus_a = a.max(0.0) + ln_1p_nonnegative(ea);
+        let sigma_a = if a >= 0.0 {
+            1.0 / (1.0 + ea)
+        } else {
+            ea / (1.0 + ea)
+        };
+        let (log_p, weight, d_logit) = if zero {
+            (
+                softplus_a - softplus_minus_l,
+                sigma_a,
+                sigma_minus_l - sigma_a,
+            )
+        } else {
+            (log_nb - softplus_l, 1.0, -sigma_l)
+        };
+        s.log_nb[j] = log_p;
+        s.d_mu[j] *= weight;
+        s.d_theta[j] *= weight;
+        d_logits[j] = E::from_f64(-d_logit * factor);
     }
 }
 
@@ -254,78 +444,29 @@ fn live(floor: Floor, raw: f64, eps: f64) -> f64 {
     }
 }
 
-/// `(log NB(x; mu, theta), d/dmu, d/dtheta)` for `mu > 0` (already shifted by `eps`).
-#[inline]
-fn log_prob(x: f64, mu: f64, tt: &ThetaTerms) -> (f64, f64, f64) {
-    let theta = tt.theta;
-    let inv_theta_plus_mu = (theta + mu).recip();
-    let log1p_ratio = (mu * tt.inv_theta).ln_1p();
-    let d_mu = theta * (x - mu) * inv_theta_plus_mu / mu;
-    if x <= 0.0 {
-        return (
-            -theta * log1p_ratio,
-            d_mu,
-            mu * inv_theta_plus_mu - log1p_ratio,
-        );
-    }
-    let (lgamma_ratio, digamma_diff) = rising(x, tt);
-    let lp =
-        lgamma_ratio - ln_factorial(x) - theta * log1p_ratio + x * (mu * inv_theta_plus_mu).ln();
-    let d_theta = digamma_diff - log1p_ratio + (mu - x) * inv_theta_plus_mu;
-    (lp, d_mu, d_theta)
-}
-
 /// Counts up to this are handled by [`rising`]'s finite products.
 const SMALL_COUNT: f64 = 16.0;
 
-/// `(lgamma(x + θ) - lgamma(θ), ψ(x + θ) - ψ(θ))`. For small integer `x` (the bulk of
-/// single-cell counts) these are the finite sums `ln Π (θ + k)` and `Σ 1/(θ + k)` over
-/// `k < x`: one logarithm instead of two `lgamma` and two `digamma` evaluations, accurate to
-/// a few ulps (at most 16 factors `<= 1e8`, so the product cannot overflow).
+/// `(lgamma(x + θ) - lgamma(θ) + x·ln q, ψ(x + θ) - ψ(θ))` with `q = μ/(θ + μ)`. For small
+/// integer `x` (the bulk of single-cell counts) these are `ln Π (θ + k)·q` and
+/// `Σ 1/(θ + k)` over `k < x`: one logarithm instead of two `lgamma`, a `ln` and two
+/// `digamma` evaluations, accurate to a few ulps (at most 16 factors, each between ~1e-16
+/// and ~1e8 for the documented domain, so the product neither overflows nor underflows).
 #[inline]
-fn rising(x: f64, tt: &ThetaTerms) -> (f64, f64) {
-    let theta = tt.theta;
+fn rising(x: f64, tt: &ThetaRow, j: usize, q: f64) -> (f64, f64) {
+    let theta = tt.theta[j];
     if x <= SMALL_COUNT && x.fract() == 0.0 && theta <= 1e8 {
         let (mut product, mut reciprocals, mut k) = (1.0, 0.0, 0.0);
         while k < x {
-            product *= theta + k;
+            product *= (theta + k) * q;
             reciprocals += (theta + k).recip();
             k += 1.0;
         }
         (product.ln(), reciprocals)
     } else {
         (
-            lgamma(x + theta) - tt.lgamma,
-            digamma(x + theta) - tt.digamma,
+            lgamma(x + theta) - tt.lgamma[j] + x * q.ln(),
+            digamma(x + theta) - tt.digamma[j],
         )
-    }
-}
-
-/// The ZINB log-probability from the NB one and its derivatives' weights.
-struct ZeroInflated {
-    log_prob: f64,
-    /// `d log p / d log NB`.
-    weight: f64,
-    /// `d log p / d pi_logit`.
-    d_logit: f64,
-}
-
-/// scVI's hard zero/non-zero split with softplus identities.
-#[inline]
-fn zero_inflated(is_zero: bool, log_nb: f64, logit: f64) -> ZeroInflated {
-    if is_zero {
-        let a = log_nb - logit;
-        let weight = sigmoid(a);
-        ZeroInflated {
-            log_prob: softplus(a) - softplus(-logit),
-            weight,
-            d_logit: sigmoid(-logit) - weight,
-        }
-    } else {
-        ZeroInflated {
-            log_prob: log_nb - softplus(logit),
-            weight: 1.0,
-            d_logit: -sigmoid(logit),
-        }
     }
 }

@@ -7,8 +7,8 @@ use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::special::ln_factorial;
-use super::{HostFloat, HostTensor, tensor_from};
+use super::special::{exp_nonpositive, ln_factorial};
+use super::{HostFloat, HostTensor, simd, tensor_from};
 
 /// Per-row multinomial NLL of `counts` under `log_probs` (`[rows, L]`), with
 /// `∂/∂log_probs = -counts`: a `[rows]` tensor (`scale: None`) or `[1]` holding
@@ -44,6 +44,79 @@ pub(crate) fn multinomial_nll<B: Backend>(
                 .collect();
             let value = values::<B, $e>(per_row, scale, &device);
             attach(value, [log_probs], [tensor_from(d, [rows, width], &device)])
+        }};
+    }
+    match host[1].dtype() {
+        DType::F64 => run!(f64),
+        _ => run!(f32),
+    }
+}
+
+/// One row of the multinomial NLL of counts `y` under `softmax(l)`:
+/// `N·lse(l) - Σ y·l + Σ ln y! - ln N!`, returned with `N = Σ y`; writes the derivative
+/// `w · (N·softmax(l) - y)` into `d`. `exp` is evaluated once per element.
+fn softmax_nll_row<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
+    simd::dispatch!(softmax_nll_row_body, softmax_nll_row_wide, (l, y, w, d))
+}
+
+/// [`softmax_nll_row_body`] compiled for AVX2+FMA (see [`simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_nll_row_wide<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
+    softmax_nll_row_body(l, y, w, d)
+}
+
+#[inline(always)]
+fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
+    let max = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
+    let shifted: Vec<f64> = l.iter().map(|v| exp_nonpositive(v.to_f64() - max)).collect();
+    let (mut sum_exp, mut total, mut dot, mut log_factorials) = (0.0, 0.0, 0.0, 0.0);
+    for ((&e, yk), lk) in shifted.iter().zip(y).zip(l) {
+        let yk = yk.to_f64();
+        sum_exp += e;
+        if yk != 0.0 {
+            total += yk;
+            dot += yk * lk.to_f64();
+            log_factorials += ln_factorial(yk);
+        }
+    }
+    let lse = max + sum_exp.ln();
+    let softmax_scale = w * total / sum_exp;
+    for ((dk, &e), yk) in d.iter_mut().zip(&shifted).zip(y) {
+        *dk = E::from_f64(softmax_scale * e - w * yk.to_f64());
+    }
+    (
+        total * lse - dot + log_factorials - ln_factorial(total),
+        total,
+    )
+}
+
+/// Per-row multinomial NLL of `counts` under `softmax(logits)` (`[rows, L]`), with
+/// `∂/∂logits = N·softmax - counts`: `[rows]` (`scale: None`) or `[1]` holding
+/// `scale · Σ rows`, gradient attached to `logits`.
+pub(crate) fn multinomial_nll_logits<B: Backend>(
+    logits: Tensor<B, 2>,
+    counts: &Tensor<B, 2>,
+    scale: Option<f64>,
+) -> Tensor<B, 1> {
+    let [rows, width] = counts.dims();
+    let host = [&logits, counts].map(HostTensor::of);
+    let device = logits.device();
+    macro_rules! run {
+        ($e:ty) => {{
+            let (l, c) = (host[0].slice::<$e>(), host[1].slice::<$e>());
+            let w = scale.unwrap_or(1.0);
+            let mut d = vec![<$e>::from_f64(0.0); rows * width];
+            let per_row: Vec<f64> = d
+                .par_chunks_mut(width.max(1))
+                .enumerate()
+                .map(|(r, d)| {
+                    let span = r * width..(r + 1) * width;
+                    softmax_nll_row(&l[span.clone()], &c[span], w, d).0
+                })
+                .collect();
+            let value = values::<B, $e>(per_row, scale, &device);
+            attach(value, [logits], [tensor_from(d, [rows, width], &device)])
         }};
     }
     match host[1].dtype() {
@@ -126,24 +199,8 @@ pub(crate) fn mixture<B: Backend>(
                 .enumerate()
                 .map(|(r, d)| {
                     let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
-                    let max = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
-                    let (mut sum_exp, mut total, mut dot, mut log_factorials) =
-                        (0.0, 0.0, 0.0, 0.0);
-                    for k in 0..width {
-                        let (yk, lk) = (y[k].to_f64(), l[k].to_f64());
-                        sum_exp += (lk - max).exp();
-                        total += yk;
-                        dot += yk * lk;
-                        log_factorials += ln_factorial(yk);
-                    }
-                    let lse = max + sum_exp.ln();
-                    let w = labels[r] * p_scale;
-                    for k in 0..width {
-                        let p = (l[k].to_f64() - lse).exp();
-                        d[k] = <$e>::from_f64(w * (total * p - y[k].to_f64()));
-                    }
-                    let profile =
-                        labels[r] * (total * lse - dot + log_factorials - ln_factorial(total));
+                    let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d);
+                    let profile = labels[r] * nll;
                     let residual = total.ln_1p() - lc[r].to_f64();
                     (profile, residual * residual, -2.0 * residual * c_scale)
                 })

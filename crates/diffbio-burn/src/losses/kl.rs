@@ -137,7 +137,6 @@ impl KlWarmup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
 
     #[test]
     fn warmup_is_linear_and_saturates() {

@@ -136,17 +136,3 @@ impl Log1pMseLoss {
         (constant(&counts).log1p() - log_pred).square()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::backend::NdArray;
-
-    // One float type per test process: Burn 0.21 keys the default dtype by device, so an
-    // `NdArray<f32>` test would make the `NdArray<f64>` tests of `special` compute in f32.
-    type B = NdArray<f64>;
-
-    fn t2(v: [[f32; 1]; 2]) -> Tensor<B, 2> {
-        Tensor::from_floats(v, &Default::default())
-    }
-}

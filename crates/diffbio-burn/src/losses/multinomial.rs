@@ -3,6 +3,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::{check_output_rank, reduce, reduction_scale};
@@ -129,15 +130,75 @@ impl MultinomialNllLoss {
         self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
     }
 
+    /// The NLL of `counts` under `softmax(logits)` over the last dimension, reduced:
+    /// [`forward`](Self::forward) of `log_softmax(logits)`, fused (BPNet's profile loss from
+    /// its unnormalised profile head). The gradient with respect to `logits` is
+    /// `N·softmax(logits) - counts`.
+    ///
+    /// # Shapes
+    /// - `logits`, `counts`: `[..., L]`, rank at least 2
+    /// - output: `[1]`
+    ///
+    /// # Panics
+    /// As [`forward_no_reduction`](Self::forward_no_reduction), naming `logits`.
+    pub fn forward_logits<B: Backend, const D: usize>(
+        &self,
+        logits: Tensor<B, D>,
+        counts: Tensor<B, D>,
+        reduction: Reduction,
+    ) -> Tensor<B, 1> {
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            self.check_named("logits", &logits, &counts);
+            let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+            let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
+            return crate::host::profile::multinomial_nll_logits(logits, &counts, Some(scale));
+        }
+        self.forward(log_softmax(logits, D - 1), counts, reduction)
+    }
+
+    /// The per-row NLL of `counts` under `softmax(logits)`; the last dimension is removed.
+    /// See [`forward_logits`](Self::forward_logits).
+    ///
+    /// # Shapes
+    /// - `logits`, `counts`: `[..., L]`, rank `D >= 2`
+    /// - output: `[...]`, rank `D2 = D - 1`
+    ///
+    /// # Panics
+    /// As [`forward_no_reduction`](Self::forward_no_reduction).
+    pub fn forward_logits_no_reduction<B: Backend, const D: usize, const D2: usize>(
+        &self,
+        logits: Tensor<B, D>,
+        counts: Tensor<B, D>,
+    ) -> Tensor<B, D2> {
+        check_output_rank::<D, D2>(NAME);
+        #[cfg(feature = "ndarray")]
+        if self.fast_path && crate::host::on_host::<B>() {
+            self.check_named("logits", &logits, &counts);
+            let dims = counts.dims();
+            let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
+            let per_row = crate::host::profile::multinomial_nll_logits(logits, &counts, None);
+            let mut out = [0; D2];
+            out.copy_from_slice(&dims[..D - 1]);
+            return per_row.reshape(out);
+        }
+        self.forward_no_reduction(log_softmax(logits, D - 1), counts)
+    }
+
     /// Shape checks (always) and value checks (with `validate`).
     fn check<B: Backend, const D: usize>(&self, log_probs: &Tensor<B, D>, counts: &Tensor<B, D>) {
-        validate::same_shape(
-            NAME,
-            ("log_probs", &log_probs.dims()),
-            ("counts", &counts.dims()),
-        );
+        self.check_named("log_probs", log_probs, counts);
+    }
+
+    fn check_named<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        log_probs: &Tensor<B, D>,
+        counts: &Tensor<B, D>,
+    ) {
+        validate::same_shape(NAME, (name, &log_probs.dims()), ("counts", &counts.dims()));
         if self.validate {
-            validate::finite(NAME, "log_probs", log_probs);
+            validate::finite(NAME, name, log_probs);
             validate::non_negative(NAME, "counts", counts);
         }
     }
@@ -173,12 +234,6 @@ mod tests {
     // One float type per test process: Burn 0.21 keys the default dtype by device, so an
     // `NdArray<f32>` test would make the `NdArray<f64>` tests of `special` compute in f32.
     type B = NdArray<f64>;
-
-    fn t2(v: [[f32; 3]; 1]) -> Tensor<B, 2> {
-        Tensor::from_floats(v, &Default::default())
-    }
-
-    const LOG_P: [[f32; 3]; 1] = [[-1.0, -1.5, -0.9]];
 
     #[test]
     fn single_category_certain_outcome_has_zero_nll() {

@@ -1,0 +1,32 @@
+//! Runtime selection of AVX2+FMA code for the host kernels' hot loops.
+//!
+//! The crate is compiled for the baseline x86-64 target (SSE2), where LLVM vectorises the
+//! branch-free loops two `f64` lanes wide. A kernel's hot `#[inline(always)]` function gets a
+//! second copy inside an AVX2+FMA `#[target_feature]` wrapper, and [`dispatch!`] calls that
+//! copy when the CPU has both features (checked at run time, cached by `std`); elsewhere it calls
+//! the baseline copy. Results may differ in the last bit between the two (FMA rounding).
+
+/// `dispatch!(name, name_wide, (args..))` calls `name_wide(args..)` (the
+/// `#[target_feature(enable = "avx2,fma")]` copy of the `#[inline(always)]` function `name`)
+/// when the CPU supports both features, else `name(args..)`.
+macro_rules! dispatch {
+    ($f:ident, $wide:ident, ($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports the features `$wide` is compiled for.
+                unsafe { $wide($($arg),*) }
+            } else {
+                $f($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f($($arg),*)
+        }
+    }};
+}
+
+pub(crate) use dispatch;
