@@ -25,6 +25,11 @@ use diffbio_burn::losses::zinb::ZinbLossConfig;
 
 mod data;
 
+/// Runs `f` as criterion benchmark `group/id` (reported under `target/criterion/group/id`).
+fn bench(c: &mut Criterion, group: &str, id: &str, f: impl FnMut(&mut criterion::Bencher)) {
+    c.benchmark_group(group).bench_function(id, f);
+}
+
 fn sync<B: AutodiffBackend>(device: &B::Device) {
     B::sync(device).expect("device sync");
 }
@@ -48,7 +53,7 @@ fn count_losses<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B:
     let nb = NegativeBinomialLossConfig::new()
         .with_validate(false)
         .init();
-    c.bench_function(&format!("nb{suffix}/fwd_bwd_512x2000"), |b| {
+    bench(c, &format!("nb{suffix}"), "fwd_bwd_512x2000", |b| {
         b.iter(|| {
             let (mu, theta) = (mu.clone().require_grad(), theta.clone().require_grad());
             let loss = nb.forward(counts.clone(), mu, theta, Reduction::Mean);
@@ -58,7 +63,7 @@ fn count_losses<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B:
     });
 
     let zinb = ZinbLossConfig::new().with_validate(false).init();
-    c.bench_function(&format!("zinb{suffix}/fwd_bwd_512x2000"), |b| {
+    bench(c, &format!("zinb{suffix}"), "fwd_bwd_512x2000", |b| {
         b.iter(|| {
             let mu = mu.clone().require_grad();
             let theta = theta.clone().require_grad();
@@ -77,7 +82,7 @@ fn vae<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B::Device) 
     let mean = tensor::<B, 2>(data::normal(cells * latent, 3), [cells, latent], device);
     let logvar = tensor::<B, 2>(data::normal(cells * latent, 4), [cells, latent], device);
     let loss = VaeLossConfig::new().with_validate(false).init();
-    c.bench_function(&format!("vae{suffix}/fwd_bwd_512x2000_l10"), |b| {
+    bench(c, &format!("vae{suffix}"), "fwd_bwd_512x2000_l10", |b| {
         b.iter(|| {
             let elbo = loss.forward(
                 x.clone(),
@@ -103,7 +108,7 @@ fn bpnet<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B::Device
     let mnll = MultinomialNllLossConfig::new().with_validate(false).init();
     let flat_y = y.clone().reshape([n, s * l]);
     let log_probs = log_softmax(logits.clone().reshape([n, s * l]), 1);
-    c.bench_function(&format!("mnll{suffix}/fwd_bwd_64x2x1000"), |b| {
+    bench(c, &format!("mnll{suffix}"), "fwd_bwd_64x2x1000", |b| {
         b.iter(|| {
             let logits = logits.clone().require_grad().reshape([n, s * l]);
             let loss = mnll.forward_logits(logits, flat_y.clone(), Reduction::Mean);
@@ -112,35 +117,45 @@ fn bpnet<B: AutodiffBackend>(c: &mut Criterion, suffix: &str, device: &B::Device
         })
     });
 
-    c.bench_function(&format!("mnll{suffix}/fwd_bwd_64x2000_log_probs"), |b| {
-        b.iter(|| {
-            let log_probs = log_probs.clone().require_grad();
-            let loss = mnll.forward(log_probs, flat_y.clone(), Reduction::Mean);
-            let _grads = loss.backward();
-            sync::<B>(device);
-        })
-    });
+    bench(
+        c,
+        &format!("mnll{suffix}"),
+        "fwd_bwd_64x2000_log_probs",
+        |b| {
+            b.iter(|| {
+                let log_probs = log_probs.clone().require_grad();
+                let loss = mnll.forward(log_probs, flat_y.clone(), Reduction::Mean);
+                let _grads = loss.backward();
+                sync::<B>(device);
+            })
+        },
+    );
 
     let mixture = BpnetMixtureLossConfig::new()
         .with_count_loss_weight(d.count_loss_weight)
         .with_validate(false)
         .init();
-    c.bench_function(&format!("bpnet_mixture{suffix}/fwd_bwd_64x2x1000"), |b| {
-        b.iter(|| {
-            let parts = mixture.forward(
-                y.clone(),
-                logits.clone().require_grad(),
-                log_counts.clone().require_grad(),
-                Some(labels.clone()),
-            );
-            let _grads = parts.total.backward();
-            sync::<B>(device);
-        })
-    });
+    bench(
+        c,
+        &format!("bpnet_mixture{suffix}"),
+        "fwd_bwd_64x2x1000",
+        |b| {
+            b.iter(|| {
+                let parts = mixture.forward(
+                    y.clone(),
+                    logits.clone().require_grad(),
+                    log_counts.clone().require_grad(),
+                    Some(labels.clone()),
+                );
+                let _grads = parts.total.backward();
+                sync::<B>(device);
+            })
+        },
+    );
 
     let mse = Log1pMseLossConfig::new().with_validate(false).init();
     let totals = y.sum_dim(2).sum_dim(1).reshape([n, 1]);
-    c.bench_function(&format!("log1p_mse{suffix}/fwd_bwd_64"), |b| {
+    bench(c, &format!("log1p_mse{suffix}"), "fwd_bwd_64", |b| {
         b.iter(|| {
             let loss = mse.forward(
                 log_counts.clone().require_grad(),

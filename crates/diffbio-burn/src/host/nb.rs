@@ -220,21 +220,29 @@ fn kernel<E: HostFloat>(
     let per_gene = theta.len() == genes;
     let (n, factor) = (rows * genes, scale.unwrap_or(1.0));
     let zero = E::from_f64(0.0);
-    // Element-wise values; untouched (never mapped) when the caller wants the reduced total.
-    let mut values = vec![zero; n];
+    // Element-wise values and `pi_logits` derivatives only where wanted; otherwise one
+    // unused slot per row keeps the parallel zip aligned.
+    let keep_values = scale.is_none();
+    let (mut values, values_chunk) = if keep_values {
+        (vec![zero; n], genes)
+    } else {
+        (vec![zero; rows], 1)
+    };
+    let (mut d_logits, logits_chunk) = if logits.is_some() {
+        (vec![zero; n], genes)
+    } else {
+        (vec![zero; rows], 1)
+    };
     let mut row_sums = vec![0.0f64; rows];
     let mut d_mu = vec![zero; n];
     let mut d_theta = vec![zero; n];
-    // Without `pi_logits` this stays zero-initialised and untouched: its pages are never mapped.
-    let mut d_logits = vec![zero; n];
     let chunk = genes.max(1);
-    let keep_values = scale.is_none();
     values
-        .par_chunks_mut(chunk)
+        .par_chunks_mut(values_chunk.max(1))
         .zip(row_sums.par_iter_mut())
         .zip(d_mu.par_chunks_mut(chunk))
         .zip(d_theta.par_chunks_mut(chunk))
-        .zip(d_logits.par_chunks_mut(chunk))
+        .zip(d_logits.par_chunks_mut(logits_chunk.max(1)))
         .enumerate()
         .for_each_init(
             Scratch::default,
@@ -256,7 +264,8 @@ fn kernel<E: HostFloat>(
                     d_theta: dt,
                     d_logits: dl,
                 };
-                *row_sum = simd::dispatch!(process_row, process_row_wide, (scratch, &rows, outputs));
+                *row_sum =
+                    simd::dispatch!(process_row, process_row_wide, (scratch, &rows, outputs));
             },
         );
     if let Some(scale) = scale {

@@ -118,7 +118,7 @@ fn process_piece<E: HostFloat, F, const K: usize, const N: usize>(
     F: Fn([f64; K]) -> (f64, [f64; N]) + Sync,
 {
     let factor = scale.unwrap_or(1.0);
-    let len = v.len();
+    let len = ds[0].len();
     let xs = slices.map(|s| &s[start..start + len]);
     if scale.is_some() {
         let mut lanes = [0.0f64; LANES];
@@ -152,24 +152,32 @@ where
     let slices = host.each_ref().map(|h| h.slice::<E>());
     let n = slices[0].len();
     let zero = E::from_f64(0.0);
-    // Untouched (never mapped) when reduced.
-    let mut values = vec![zero; n];
+    // Element-wise values only when not reduced (a reduced piece gets an empty slice).
+    let mut values = if scale.is_some() {
+        Vec::new()
+    } else {
+        vec![zero; n]
+    };
     let mut derivatives: [Vec<E>; N] = core::array::from_fn(|_| vec![zero; n]);
     let mut partial = vec![0.0f64; n.div_ceil(CHUNK)];
     let mut derivative_chunks = derivatives.each_mut().map(|d| d.chunks_mut(CHUNK));
-    let pieces: Vec<Piece<E, N>> = values
-        .chunks_mut(CHUNK)
-        .zip(partial.iter_mut())
+    let mut value_chunks = values.chunks_mut(CHUNK);
+    let pieces: Vec<Piece<E, N>> = partial
+        .iter_mut()
         .enumerate()
-        .map(|(c, (v, p))| {
+        .map(|(c, p)| {
             let ds = derivative_chunks
                 .each_mut()
                 .map(|it| it.next().expect("same length"));
-            (c * CHUNK, v, ds, p)
+            (c * CHUNK, value_chunks.next().unwrap_or_default(), ds, p)
         })
         .collect();
     pieces.into_par_iter().for_each(|piece| {
-        simd::dispatch!(process_piece, process_piece_wide, (piece, &slices, scale, f));
+        simd::dispatch!(
+            process_piece,
+            process_piece_wide,
+            (piece, &slices, scale, f)
+        );
     });
     Columns {
         total: scale.map(|s| partial.iter().sum::<f64>() * s),

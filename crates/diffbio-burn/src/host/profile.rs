@@ -69,7 +69,10 @@ fn softmax_nll_row_wide<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> 
 #[inline(always)]
 fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
     let max = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
-    let shifted: Vec<f64> = l.iter().map(|v| exp_nonpositive(v.to_f64() - max)).collect();
+    let shifted: Vec<f64> = l
+        .iter()
+        .map(|v| exp_nonpositive(v.to_f64() - max))
+        .collect();
     let (mut sum_exp, mut total, mut dot, mut log_factorials) = (0.0, 0.0, 0.0, 0.0);
     for ((&e, yk), lk) in shifted.iter().zip(y).zip(l) {
         let yk = yk.to_f64();
