@@ -73,6 +73,9 @@ struct Args {
     /// Random seed (minibatch order).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Forward-backward implementation for training (see `diffbio_burn::hmm::HmmAlgorithm`).
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
+    algorithm: AlgorithmArg,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Ndarray)]
     device: DeviceArg,
@@ -89,6 +92,36 @@ enum Design {
     /// 35 states: non-coding plus, per strand, a start codon, a codon cycle that cannot read
     /// an in-frame stop codon, and a stop codon (genes are open reading frames).
     Orf,
+}
+
+/// The `--algorithm` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlgorithmArg {
+    /// The host kernel on `ndarray`; `sequential` on other devices. Not `parallel-scan`,
+    /// the library's default there: on windows whose likelihood falls below about `e^-87`
+    /// its log-semiring product floors the structural zeros of this model to finite values
+    /// and the loss turns NaN.
+    Auto,
+    /// `HmmAlgorithm::Host` (on a GPU: reads the parameters and windows back every step).
+    Host,
+    /// `HmmAlgorithm::Sequential`: one batched tensor step per base.
+    Sequential,
+    /// `HmmAlgorithm::ParallelScan` (see `auto`).
+    ParallelScan,
+}
+
+impl AlgorithmArg {
+    fn resolve<B: Backend>(self, hmm: &Hmm<B>, len: usize) -> HmmAlgorithm {
+        match self {
+            AlgorithmArg::Auto => match hmm.resolved_algorithm(len) {
+                HmmAlgorithm::Host => HmmAlgorithm::Host,
+                _ => HmmAlgorithm::Sequential,
+            },
+            AlgorithmArg::Host => HmmAlgorithm::Host,
+            AlgorithmArg::Sequential => HmmAlgorithm::Sequential,
+            AlgorithmArg::ParallelScan => HmmAlgorithm::ParallelScan,
+        }
+    }
 }
 
 /// A genome sequence as symbols `0..4` = A, C, G, T (`N` and other IUPAC codes are not
@@ -629,9 +662,15 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     let s = design.n_states();
     let windows = Windows::new(&genome.symbols, args.chunk);
     let mut hmm = design.init::<B>(&device);
+    let algorithm = args.algorithm.resolve(&hmm, args.chunk);
+    hmm = hmm.with_algorithm(algorithm);
     // Validate the data once (symbols in 0..4, lengths); train unchecked (on a GPU each
     // check is a device read-back).
-    let nll_initial = nll_per_base(&hmm.valid(), &windows, args.batch_size);
+    let nll_initial = nll_per_base(
+        &hmm.valid().with_algorithm(algorithm),
+        &windows,
+        args.batch_size,
+    );
     hmm = hmm.with_validate(false);
     let steps = args.epochs * windows.len().div_ceil(args.batch_size);
     let mut schedule = CosineAnnealingLrSchedulerConfig::new(args.lr, steps)
@@ -648,7 +687,15 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
         for idx in order.chunks(args.batch_size) {
             let (obs, lengths) = windows.batch::<B>(idx, &device);
             let loss = hmm.forward(obs, Some(lengths), Reduction::Sum);
-            nll += loss.clone().into_scalar().elem::<f64>();
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                bar.abandon();
+                bail!(
+                    "epoch {}: the loss is {value} with the {algorithm:?} algorithm",
+                    epoch + 1
+                );
+            }
+            nll += value;
             let grads = GradientsParams::from_grads(loss.backward(), &hmm);
             hmm = optim.step(schedule.step(), hmm, grads);
         }
@@ -660,7 +707,7 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     bar.finish_and_clear();
     let train_seconds = train_start.elapsed().as_secs_f64();
 
-    let trained = hmm.valid().with_validate(true);
+    let trained = hmm.valid().with_validate(true).with_algorithm(algorithm);
     let nll_final = nll_per_base(&trained, &windows, args.batch_size);
     let (calls, viterbi_log_prob) = decode(&trained, &design.regions, &genome.symbols);
 
@@ -682,7 +729,8 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
         .hmm
         .init::<B::InnerBackend>(&device)
         .load_file(&model_path, &recorder, &device)
-        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?;
+        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?
+        .with_algorithm(algorithm);
     let loaded_regions = GeneModel::new(
         GeneModel::graph(loaded_config.design),
         composition,
@@ -709,6 +757,7 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     let design_name = format!("{:?}", args.design).to_lowercase();
     metrics.text("design", &design_name);
     metrics.text("hmm_states", s);
+    metrics.text("algorithm", format!("{algorithm:?}").to_lowercase());
     metrics.text("epochs", args.epochs);
     metrics.text("adam_steps", steps);
     metrics.float("iid_nll_per_base", composition_entropy(&composition));
@@ -892,6 +941,42 @@ mod tests {
             for (i, (t, d)) in trained.iter().zip(initial.iter()).enumerate() {
                 assert!(t.is_finite(), "{name}[{i}] = {t}");
                 assert_eq!(*t == 0.0, *d == 0.0, "{name}[{i}]: {t} (initially {d})");
+            }
+        }
+    }
+
+    #[test]
+    fn gpu_algorithm_agrees_with_the_host_kernel_on_the_orf_design() {
+        // `--device wgpu` trains with the `Sequential` tensor algorithm (see
+        // `AlgorithmArg::Auto`): check it here on the CPU against the host kernel, structural
+        // zeros included, loss and gradient.
+        let device = Default::default();
+        let genome: Vec<u8> = (0..600u32).map(|i| ((i * 7 + i / 5) % 4) as u8).collect();
+        let windows = Windows::new(&genome, 250);
+        let design = GeneModel::new(&ORF, [0.32, 0.18, 0.18, 0.32], 30.0, 100.0);
+        let loss_and_grad = |algorithm: HmmAlgorithm| -> (f64, Vec<f64>) {
+            let hmm = design.init::<Ad>(&device).with_algorithm(algorithm);
+            let (obs, lengths) = windows.batch::<Ad>(&[0, 1, 2], &device);
+            let loss = hmm.forward(obs, Some(lengths), Reduction::Sum);
+            let grads = loss.backward();
+            let grad = hmm.transitions.grad(&grads).unwrap();
+            (
+                loss.into_scalar().elem(),
+                grad.into_data().convert::<f64>().to_vec().unwrap(),
+            )
+        };
+        let (host_loss, host_grad) = loss_and_grad(HmmAlgorithm::Host);
+        for algorithm in [HmmAlgorithm::Sequential] {
+            let (loss, grad) = loss_and_grad(algorithm);
+            assert!(
+                (loss - host_loss).abs() < 1e-5 * host_loss.abs(),
+                "{algorithm:?}: {loss} vs {host_loss}"
+            );
+            for (i, (g, h)) in grad.iter().zip(&host_grad).enumerate() {
+                assert!(
+                    g.is_finite() && (g - h).abs() < 1e-3 * (1.0 + h.abs()),
+                    "{algorithm:?} [{i}]: {g} vs {h}"
+                );
             }
         }
     }
