@@ -44,7 +44,9 @@
 //!   the annotation, for the whole genome and each half, next to the GC baseline (a base is
 //!   coding when the GC fraction of the centred `--window` 120 bp exceeds the genome's) and
 //!   to calling everything coding; the fraction of bases called and annotated coding whose
-//!   strands agree; NLL per base before and after training and of the best i.i.d. model.
+//!   strands agree; NLL per base before and after training and of the best i.i.d. model;
+//!   `hmm_beats_gc_baseline: yes` when the HMM's accuracy and F1 both exceed the baseline's
+//!   on the whole genome and on each half.
 //!   The annotation is used for nothing but these scores. While choosing the design and the
 //!   defaults we looked at the scores of the first half only; the second half was scored
 //!   once, after they were fixed.
@@ -421,7 +423,8 @@ impl GeneModel {
     /// The model of `graph`: state 0 is non-coding, then the forward-strand states, then the
     /// reverse-strand ones (the forward graph read backwards: edges reversed, bases
     /// complemented). Initial probabilities: the non-coding state stays with probability
-    /// `1 - 1/noncoding_bp` and enters each strand's genes with half the rest; `End` edges
+    /// `1 - 1/noncoding_bp` and shares the rest equally among its edges into genes (one to
+    /// the forward start codon, one to each reverse-strand stop-codon state); `End` edges
     /// (on the reverse strand: reversed `Begin` edges) get `1/gene_codons`, the other edges
     /// of a row share the rest equally; emissions follow the genome's base `composition`
     /// restricted to the bases a state may emit.
