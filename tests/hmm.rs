@@ -185,7 +185,57 @@ fn implementations_agree<B: AutodiffBackend>() {
     }
 }
 
-backend_tests!(implementations_agree);
+/// Structural zeros over long sequences: state 1 is absorbing and never emits symbol 0, so
+/// on `0 1 0 1 ...` every path through state 1 is impossible. Flooring those `-inf` entries
+/// in the scan's log-semiring products once gave a NaN loss from T = 129 on. Every algorithm
+/// must give the sequential value and finite gradients.
+fn structural_zeros_stay_impossible<B: AutodiffBackend>() {
+    let device = Default::default();
+    for t in [5usize, 128, 129, 300] {
+        let x: Vec<i64> = (0..t).map(|i| (i % 2) as i64).collect();
+        let mut reference: Option<Vec<f64>> = None;
+        for algorithm in [
+            HmmAlgorithm::Sequential,
+            HmmAlgorithm::Host,
+            HmmAlgorithm::ParallelScan,
+        ] {
+            if algorithm == HmmAlgorithm::Host && !diffbio_burn::host::on_host::<B>() {
+                continue;
+            }
+            let hmm = Hmm::<B>::from_probs(
+                tensor::<B, 1>(&[0.5, 0.5], [2], &device),
+                tensor::<B, 2>(&[0.5, 0.5, 0.0, 1.0], [2, 2], &device),
+                tensor::<B, 2>(&[0.5, 0.5, 0.0, 1.0], [2, 2], &device),
+            )
+            .with_algorithm(algorithm);
+            let ll = hmm.log_likelihood(obs(&x, 1, t), None);
+            let values = to_f64(ll.clone());
+            let grads = param_grads(ll.sum(), &hmm);
+            assert!(values[0].is_finite(), "{algorithm:?} T={t}: {values:?}");
+            assert!(
+                grads.iter().all(|g| g.is_finite()),
+                "{algorithm:?} T={t}: {grads:?}"
+            );
+            let posteriors = to_f64(hmm.posteriors(obs(&x, 1, t), None));
+            // exp(α + β - log p) in f32 carries the rounding of terms of size |log p|
+            // (≈ 180 nats at T = 300): a few f32 ulps of that, not the +inf of a broken zero.
+            let slack = 8.0 * f64::from(f32::EPSILON) * values[0].abs().max(1.0);
+            let worst = posteriors
+                .iter()
+                .fold(0f64, |w, p| w.max(*p - 1.0).max(-*p));
+            assert!(
+                worst <= slack,
+                "{algorithm:?} T={t}: posteriors outside [0, 1] by {worst:e} (slack {slack:e})"
+            );
+            match &reference {
+                None => reference = Some(values),
+                Some(v0) => assert_close(&format!("{algorithm:?} T={t}"), &values, v0, 1e-4, 1e-5),
+            }
+        }
+    }
+}
+
+backend_tests!(implementations_agree, structural_zeros_stay_impossible);
 
 #[test]
 fn auto_uses_the_host_kernel_on_ndarray() {

@@ -21,9 +21,11 @@
 //! `X ⊗ Y` is computed with one real matrix product (as pyro does): the rows of `Y` are
 //! shifted by their maxima (folded into `X`), the rows of the result by theirs, so that every
 //! row of the exponentiated product holds an entry `>= 1`. The price is a limited dynamic
-//! range: an entry smaller than its row's maximum by more than the float type's exponent
-//! range (`e^-87` in f32, `e^-708` in f64) is flushed to that floor (the smallest normal
-//! number) instead of being kept, which keeps `log` and its gradient finite. That is
+//! range: a possible entry smaller than its row's maximum by more than the float type's
+//! exponent range (`e^-87` in f32, `e^-708` in f64) is flushed to that floor (the smallest
+//! normal number) instead of being kept, which keeps `log` and its gradient finite.
+//! Structural zeros (`-inf` log-probabilities) stay exactly `-inf`: a second, 0/1 matrix
+//! product tracks which entries have any possible path. That is
 //! invisible unless the data force the model through a transition or emission of such a
 //! tiny probability (then the scan underestimates how unlikely the sequence is); the
 //! `Sequential` and `Host` algorithms, which log-sum-exp every entry, have no such limit.
@@ -53,14 +55,22 @@ fn row_shift<B: Backend>(x: &Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 /// Batched log-semiring matrix product `[.., M, K] ⊗ [.., K, N] → [.., M, N]`.
+///
+/// An entry with no finite term (`x[i, k] = -inf` or `y[k, j] = -inf` for every `k`: a
+/// structural zero of the model, such as an impossible transition) is exactly `-inf`; only
+/// entries that are possible but tiny are floored (see the module docs). Flooring structural
+/// zeros too would let impossible paths accumulate probability over long sequences.
 pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+    let possible = |t: &Tensor<B, 4>| constant(t).is_finite().float();
+    let impossible = real_matmul(possible(&x), possible(&y)).lower_equal_elem(0.0);
     let y_shift = row_shift(&y);
     let y_exp = (y - y_shift.clone()).exp();
     let x = x + y_shift.swap_dims(2, 3);
     let x_shift = row_shift(&x);
     let x_exp = (x - x_shift.clone()).exp();
     let tiny = floor(&x_exp);
-    real_matmul(x_exp, y_exp).clamp_min(tiny).log() + x_shift
+    let product = real_matmul(x_exp, y_exp).clamp_min(tiny).log() + x_shift;
+    product.mask_fill(impossible, f64::NEG_INFINITY)
 }
 
 /// Largest `[.., M, K, N]` broadcast product (elements) that [`real_matmul`] materialises.
