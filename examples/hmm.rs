@@ -37,8 +37,8 @@
 //!   passed with `lengths`), minibatches of 8, loss = summed NLL (`Hmm::forward`,
 //!   `Reduction::Sum`), Adam with a cosine-annealed learning rate from 0.05 to 0, 30
 //!   epochs (the NLL moves by less than 0.001 nats per base after epoch 10). On `ndarray`
-//!   the library's host kernel (about 0.2 s an epoch here); on other devices `Sequential`
-//!   (see `--algorithm`).
+//!   the library's host kernel (about 0.2 s an epoch here); on other devices the parallel
+//!   scan (see `--algorithm`).
 //! * **Decoding and metrics**: Viterbi over the whole genome as one sequence (host kernel,
 //!   on every device); coding = any gene state. Per-base accuracy and F1 of "coding" against
 //!   the annotation, for the whole genome and each half, next to the GC baseline (a base is
@@ -143,26 +143,21 @@ enum Design {
 /// The `--algorithm` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AlgorithmArg {
-    /// The host kernel on `ndarray`; `sequential` on other devices. Not `parallel-scan`,
-    /// the library's default there: on windows whose likelihood falls below about `e^-87`
-    /// its log-semiring product floors the structural zeros of this model to finite values
-    /// and the loss turns NaN.
+    /// The library's choice (`HmmAlgorithm::Auto`): the host kernel on `ndarray`, the
+    /// parallel scan on other devices for these 2 kb windows.
     Auto,
     /// `HmmAlgorithm::Host` (on a GPU: reads the parameters and windows back every step).
     Host,
     /// `HmmAlgorithm::Sequential`: one batched tensor step per base.
     Sequential,
-    /// `HmmAlgorithm::ParallelScan` (see `auto`).
+    /// `HmmAlgorithm::ParallelScan`: `O(log T)` batched steps.
     ParallelScan,
 }
 
 impl AlgorithmArg {
     fn resolve<B: Backend>(self, hmm: &Hmm<B>, len: usize) -> HmmAlgorithm {
         match self {
-            AlgorithmArg::Auto => match hmm.resolved_algorithm(len) {
-                HmmAlgorithm::Host => HmmAlgorithm::Host,
-                _ => HmmAlgorithm::Sequential,
-            },
+            AlgorithmArg::Auto => hmm.resolved_algorithm(len),
             AlgorithmArg::Host => HmmAlgorithm::Host,
             AlgorithmArg::Sequential => HmmAlgorithm::Sequential,
             AlgorithmArg::ParallelScan => HmmAlgorithm::ParallelScan,
@@ -994,9 +989,9 @@ mod tests {
 
     #[test]
     fn gpu_algorithm_agrees_with_the_host_kernel_on_the_orf_design() {
-        // `--device wgpu` trains with the `Sequential` tensor algorithm (see
-        // `AlgorithmArg::Auto`): check it here on the CPU against the host kernel, structural
-        // zeros included, loss and gradient.
+        // `--device wgpu` trains with a tensor algorithm (the parallel scan by default, see
+        // `AlgorithmArg::Auto`): check both here on the CPU against the host kernel,
+        // structural zeros included, loss and gradient.
         let device = Default::default();
         let genome: Vec<u8> = (0..600u32).map(|i| ((i * 7 + i / 5) % 4) as u8).collect();
         let windows = Windows::new(&genome, 250);
@@ -1013,7 +1008,7 @@ mod tests {
             )
         };
         let (host_loss, host_grad) = loss_and_grad(HmmAlgorithm::Host);
-        for algorithm in [HmmAlgorithm::Sequential] {
+        for algorithm in [HmmAlgorithm::Sequential, HmmAlgorithm::ParallelScan] {
             let (loss, grad) = loss_and_grad(algorithm);
             assert!(
                 (loss - host_loss).abs() < 1e-5 * host_loss.abs(),
@@ -1077,7 +1072,7 @@ mod tests {
     #[cfg(feature = "wgpu")]
     #[test]
     fn smoke_wgpu_matches_ndarray() {
-        // Autodiff<Wgpu> trains with `Sequential`, NdArray with the host kernel: one Adam
+        // Autodiff<Wgpu> trains with the parallel scan, NdArray with the host kernel: one Adam
         // step on the first 3 kb must give the same likelihoods.
         let dir = tempfile::tempdir().unwrap();
         let extra = ["--epochs", "1", "--chunk", "500", "--device", "wgpu"];

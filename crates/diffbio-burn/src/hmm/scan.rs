@@ -14,81 +14,55 @@
 //! The log-likelihood alone uses a pairwise tree reduction (`⌈log₂ T⌉` levels); α and β for
 //! all `t` use work-efficient odd-even scans (`2·⌈log₂ T⌉` levels); both do `O(B·T·S³)`
 //! work in `O(log T)` batches of `~15` tensor ops. Memory: the `[B, T, S, S]` elements and one
-//! level's product at a time, `O(B·T·S²)`; with `taped_gradient` the reduction tree is taped,
-//! also `O(B·T·S²)`.
+//! level's product at a time, `O(B·T·S²)`, plus the product's broadcast sum (`S` times that,
+//! materialised in blocks of at most 2²⁴ elements); with `taped_gradient` the reduction tree
+//! is taped, `O(B·T·S³)`.
 //!
 //! # The log-semiring product
-//! `X ⊗ Y` is computed with one real matrix product (as pyro does): the rows of `Y` are
-//! shifted by their maxima (folded into `X`), the rows of the result by theirs, so that every
-//! row of the exponentiated product holds an entry `>= 1`. The price is a limited dynamic
-//! range: a possible entry smaller than its row's maximum by more than the float type's
-//! exponent range (`e^-87` in f32, `e^-708` in f64) is flushed to that floor (the smallest
-//! normal number) instead of being kept, which keeps `log` and its gradient finite.
-//! Structural zeros (`-inf` log-probabilities) stay exactly `-inf`: a second, 0/1 matrix
-//! product tracks which entries have any possible path. That is
-//! invisible unless the data force the model through a transition or emission of such a
-//! tiny probability (then the scan underestimates how unlikely the sequence is); the
-//! `Sequential` and `Host` algorithms, which log-sum-exp every entry, have no such limit.
+//! `X ⊗ Y` is a broadcast sum `X[.., i, k, 1] + Y[.., 1, k, j]` reduced over `k` with an
+//! exact log-sum-exp (see [`log_matmul`]). An earlier version used one real matrix product
+//! of exponentiated, row-shifted blocks (as pyro does); its limited dynamic range (`e^-87`
+//! in f32) floored impossible or very unlikely entries, which over long sequences inflated
+//! posteriors past 1 and turned gradients into NaN. The exact form has the range of the
+//! `Sequential` algorithm at the same `O(B·T·S³)` work.
 
-use burn::tensor::{Bool, DType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 
 use super::check::Batch;
 use super::forward::emission_terms;
 use super::model::HmmLogProbs;
-use crate::special::{constant, log_sum_exp};
+use crate::special::log_sum_exp;
 
-/// Floor of the exponentiated products: the smallest normal number of `x`'s float type
-/// (see the module docs).
-fn floor<B: Backend, const D: usize>(x: &Tensor<B, D>) -> f64 {
-    match x.dtype() {
-        DType::F64 => f64::MIN_POSITIVE,
-        DType::F16 => 6.103_515_625e-5,
-        _ => f32::MIN_POSITIVE as f64,
-    }
-}
-
-/// The maxima `m` of `x` along the last dim, with `-inf` (an all-`-inf` row) replaced by 0.
-fn row_shift<B: Backend>(x: &Tensor<B, 4>) -> Tensor<B, 4> {
-    let m = constant(x).max_dim(3);
-    let empty = m.clone().equal_elem(f64::NEG_INFINITY);
-    m.mask_fill(empty, 0.0)
-}
-
-/// Batched log-semiring matrix product `[.., M, K] ⊗ [.., K, N] → [.., M, N]`.
-///
-/// An entry with no finite term (`x[i, k] = -inf` or `y[k, j] = -inf` for every `k`: a
-/// structural zero of the model, such as an impossible transition) is exactly `-inf`; only
-/// entries that are possible but tiny are floored (see the module docs). Flooring structural
-/// zeros too would let impossible paths accumulate probability over long sequences.
-pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
-    let possible = |t: &Tensor<B, 4>| constant(t).is_finite().float();
-    let impossible = real_matmul(possible(&x), possible(&y)).lower_equal_elem(0.0);
-    let y_shift = row_shift(&y);
-    let y_exp = (y - y_shift.clone()).exp();
-    let x = x + y_shift.swap_dims(2, 3);
-    let x_shift = row_shift(&x);
-    let x_exp = (x - x_shift.clone()).exp();
-    let tiny = floor(&x_exp);
-    let product = real_matmul(x_exp, y_exp).clamp_min(tiny).log() + x_shift;
-    product.mask_fill(impossible, f64::NEG_INFINITY)
-}
-
-/// Largest `[.., M, K, N]` broadcast product (elements) that [`real_matmul`] materialises.
+/// Largest `[.., M, K, N]` broadcast sum (elements) that [`log_matmul`] materialises at
+/// once; larger products are split along the time axis.
 const BROADCAST_MAX: usize = 1 << 24;
 
-/// Batched real matrix product `[.., M, K] x [.., K, N]`. For the small `S x S` blocks of an
-/// HMM, a broadcast multiply-and-sum (element-wise kernels over the whole batch) is much
-/// faster than a batched matmul, which NdArray runs as one tiny GEMM call per block (~1 µs
-/// each, `B·T` blocks per scan level); the matmul is used once the broadcast product would
-/// exceed `BROADCAST_MAX` elements.
-fn real_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+/// Batched log-semiring matrix product `[B, N, M, K] ⊗ [B, N, K, P] → [B, N, M, P]`,
+/// `(X ⊗ Y)[i, j] = logsumexp_k (X[i, k] + Y[k, j])`, computed exactly: a broadcast sum
+/// `[.., M, K, P]` (element-wise kernels over the whole batch; much faster than `B·N` tiny
+/// matrix products for an HMM's `S × S` blocks) reduced by the `-inf`-exact
+/// [`log_sum_exp`]. No exponentiated intermediate, so no range limit: structural zeros stay
+/// `-inf` and tiny probabilities keep their exponent.
+pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, n, m, k] = x.dims();
     let p = y.dims()[3];
-    if b * n * m * k * p > BROADCAST_MAX {
-        return x.matmul(y);
+    let per_step = b * m * k * p;
+    let steps = (BROADCAST_MAX / per_step.max(1)).max(1);
+    if steps < n {
+        let parts = (0..n)
+            .step_by(steps)
+            .map(|start| {
+                let len = steps.min(n - start);
+                log_matmul(
+                    x.clone().narrow(1, start, len),
+                    y.clone().narrow(1, start, len),
+                )
+            })
+            .collect();
+        return Tensor::cat(parts, 1);
     }
-    let product = x.reshape([b * n, m, k, 1]) * y.reshape([b * n, 1, k, p]);
-    product.sum_dim(2).reshape([b, n, m, p])
+    let sum = x.reshape([b * n, m, k, 1]) + y.reshape([b * n, 1, k, p]);
+    log_sum_exp(sum, 2).reshape([b, n, m, p])
 }
 
 /// The log-space identity `[1, 1, S, S]`: 0 on the diagonal, `-inf` elsewhere.
