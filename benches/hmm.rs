@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+#[cfg(feature = "wgpu")]
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use diffbio_burn::Reduction;
@@ -28,7 +31,7 @@ const VARIANTS: [(&str, HmmAlgorithm, bool); 5] = [
     ("scan-taped", HmmAlgorithm::ParallelScan, true),
 ];
 
-fn data(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, Tensor<B, 2, Int>) {
+fn data<B: AutodiffBackend>(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, Tensor<B, 2, Int>) {
     let device = Default::default();
     let truth = HmmConfig::new(s, e)
         .with_seed(1)
@@ -48,7 +51,7 @@ fn forward_backward(c: &mut Criterion) {
         group.sample_size(10);
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(5));
-        let (model, x) = data(b, t, s, e);
+        let (model, x) = data::<B>(b, t, s, e);
         for (label, algorithm, taped) in VARIANTS {
             // The taped tensor-op variants take seconds per step at T = 10,000 on a CPU.
             if taped && t > 1000 {
@@ -73,7 +76,7 @@ fn forward_backward(c: &mut Criterion) {
 fn host_value_only(c: &mut Criterion) {
     let mut group = c.benchmark_group("hmm_value_only");
     group.sample_size(20);
-    let (model, x) = data(64, 1000, 4, 4);
+    let (model, x) = data::<B>(64, 1000, 4, 4);
     let hmm = model.valid().with_algorithm(HmmAlgorithm::Host);
     let x = x.inner();
     group.bench_function("b64_t1000_s4_host", |bench| {
@@ -82,5 +85,43 @@ fn host_value_only(c: &mut Criterion) {
     group.finish();
 }
 
+/// With the `wgpu` feature: the two tensor algorithms on `Autodiff<Wgpu>` (`T` sequential
+/// kernel launches against `O(log T)` scan levels), group `hmm_wgpu`. Each iteration ends with
+/// a device sync.
+#[cfg(feature = "wgpu")]
+fn wgpu_forward_backward(c: &mut Criterion) {
+    type W = Autodiff<burn::backend::Wgpu>;
+    let mut group = c.benchmark_group("hmm_wgpu");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let (b, t, s, e) = (64, 1000, 4, 4);
+    let (model, x) = data::<W>(b, t, s, e);
+    let device = Default::default();
+    for (label, algorithm) in [
+        ("sequential", HmmAlgorithm::Sequential),
+        ("scan", HmmAlgorithm::ParallelScan),
+    ] {
+        let hmm = model.clone().with_algorithm(algorithm);
+        group.bench_function(format!("fwd_bwd_b{b}_t{t}_s{s}_{label}"), |bench| {
+            bench.iter(|| {
+                let loss = hmm.forward(x.clone(), None, Reduction::Mean);
+                let grads = loss.backward();
+                W::sync(&device).expect("device sync");
+                black_box(grads)
+            })
+        });
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "wgpu"))]
 criterion_group!(benches, forward_backward, host_value_only);
+#[cfg(feature = "wgpu")]
+criterion_group!(
+    benches,
+    forward_backward,
+    host_value_only,
+    wgpu_forward_backward
+);
 criterion_main!(benches);

@@ -45,7 +45,7 @@ ROWS = [
     ("HMM",           "B=64 T=1000 S=4 E=4",         "hmm/fwd_bwd_b64_t1000_s4",        "diffbio",    "hmm_b64_t1000_s4_e4",    0.5,  True),
     ("HMM",           "B=8 T=10000 S=8 E=4",         "hmm/fwd_bwd_b8_t10000_s8",        "diffbio",    "hmm_b8_t10000_s8_e4",    0.5,  True),
     ("MNLL",          "64x2x1000 (log_softmax+MNLL)", "mnll/fwd_bwd_64x2x1000",         "bpnet-lite", "mnll",                   1.0,  False),
-    ("MNLL",          "64x2000 (MNLL on logps)",     "mnll/fwd_bwd_64x2x1000",          "bpnet-lite", "mnll_logps",             None, False),
+    ("MNLL",          "64x2000 (MNLL on logps)",     "mnll/fwd_bwd_64x2000_log_probs",  "bpnet-lite", "mnll_logps",             1.0,  False),
     ("BPNet mixture", "64x2x1000, labels",           "bpnet_mixture/fwd_bwd_64x2x1000", "bpnet-lite", "bpnet_mixture",          1.0,  False),
     ("BPNet mixture", "64x2x1000, no labels",        "bpnet_mixture/fwd_bwd_64x2x1000", "bpnet-lite", "bpnet_mixture_nolabels", None, False),
     ("log1p-MSE",     "64x1",                        "log1p_mse/fwd_bwd_64",            "bpnet-lite", "log1p_mse",              1.0,  False),
@@ -53,7 +53,8 @@ ROWS = [
 
 # peer script -> which interpreter runs it
 SCRIPTS = [("diffbio_bench.py", "jax"), ("bpnet_bench.py", "torch"), ("scvi_bench.py", "torch")]
-CARGO_BENCHES = ["losses", "hmm"]
+# `memory` writes target/bench-mem.jsonl (our peak memory per case).
+CARGO_BENCHES = ["losses", "hmm", "memory"]
 
 
 def target_dir() -> str:

@@ -90,9 +90,9 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
+        self.check(&log_probs, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            self.check(&log_probs, &counts);
             let dims = counts.dims();
             let scale = reduction_scale(&dims[..D - 1], reduction);
             let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
@@ -117,9 +117,9 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
+        self.check(&log_probs, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            self.check(&log_probs, &counts);
             let dims = counts.dims();
             let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
             let per_row = crate::host::profile::multinomial_nll(log_probs, &counts, None);
@@ -147,14 +147,17 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
+        self.check_named("logits", &logits, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            self.check_named("logits", &logits, &counts);
             let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
             let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
             return crate::host::profile::multinomial_nll_logits(logits, &counts, Some(scale));
         }
-        self.forward(log_softmax(logits, D - 1), counts, reduction)
+        reduce(
+            self.nll_keep_dim(log_softmax(logits, D - 1), counts),
+            reduction,
+        )
     }
 
     /// The per-row NLL of `counts` under `softmax(logits)`; the last dimension is removed.
@@ -172,9 +175,9 @@ impl MultinomialNllLoss {
         counts: Tensor<B, D>,
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
+        self.check_named("logits", &logits, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            self.check_named("logits", &logits, &counts);
             let dims = counts.dims();
             let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
             let per_row = crate::host::profile::multinomial_nll_logits(logits, &counts, None);
@@ -182,7 +185,8 @@ impl MultinomialNllLoss {
             out.copy_from_slice(&dims[..D - 1]);
             return per_row.reshape(out);
         }
-        self.forward_no_reduction(log_softmax(logits, D - 1), counts)
+        self.nll_keep_dim(log_softmax(logits, D - 1), counts)
+            .squeeze_dim(D - 1)
     }
 
     /// Shape checks (always) and value checks (with `validate`).
@@ -203,13 +207,12 @@ impl MultinomialNllLoss {
         }
     }
 
-    /// The NLL of each row, keeping the last dimension with size 1.
+    /// The NLL of each row, keeping the last dimension with size 1. Callers check the inputs.
     pub(crate) fn nll_keep_dim<B: Backend, const D: usize>(
         &self,
         log_probs: Tensor<B, D>,
         counts: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        self.check(&log_probs, &counts);
         let counts = constant(&counts);
         let last = D - 1;
         let log_coefficient = lgamma_value(counts.clone().sum_dim(last) + 1.0)
