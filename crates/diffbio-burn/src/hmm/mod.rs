@@ -51,7 +51,7 @@
 //! | expected counts (default) | `O(B·(S² + S·E))` | `O(B·T·S)` (α, β, γ); the `ξ` sums in blocks of `≤ 4M` |
 //! | `taped_gradient` | `≈ 2·B·T·S² + 6·B·T·S` (every step's `[B, S, S]` sum and exponential) | — |
 //! | `Host` | `O(B·(S² + S·E))` | `O(T·S)` per thread |
-//! | `ParallelScan` | as above (taped: `O(B·T·S²)`) | `O(B·T·S²)` for the scan elements and one level's products |
+//! | `ParallelScan` | as above (taped: `O(B·T·S³)`, the broadcast log-semiring products) | `O(B·T·S²)` for the scan elements; each level's `[.., S, S, S]` log-semiring products in blocks of `≤ 16M` |
 //!
 //! # Validation
 //! With `validate` on (the default) the tensor algorithms read one boolean back from the

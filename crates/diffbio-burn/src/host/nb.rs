@@ -410,23 +410,22 @@ fn zero_inflate<E: HostFloat>(
         let log1p_el = ln_1p_nonnegative(el);
         let softplus_l = l.max(0.0) + log1p_el;
         let softplus_minus_l = softplus_l - l;
-        let sigma_l = if l >= 0.0 {
-            1.0 / (1.0 + el)
+        // σ(|l|) = 1/(1 + e^-|l|), σ(-|l|) = e^-|l|/(1 + e^-|l|): one division for both.
+        let sigma_abs_l = (1.0 + el).recip();
+        let sigma_minus_abs_l = el * sigma_abs_l;
+        let (sigma_l, sigma_minus_l) = if l >= 0.0 {
+            (sigma_abs_l, sigma_minus_abs_l)
         } else {
-            el / (1.0 + el)
-        };
-        let sigma_minus_l = if l >= 0.0 {
-            el / (1.0 + el)
-        } else {
-            1.0 / (1.0 + el)
+            (sigma_minus_abs_l, sigma_abs_l)
         };
         let a = log_nb - l;
         let ea = exp_nonpositive(-a.abs());
         let softplus_a = a.max(0.0) + ln_1p_nonnegative(ea);
+        let sigma_abs_a = (1.0 + ea).recip();
         let sigma_a = if a >= 0.0 {
-            1.0 / (1.0 + ea)
+            sigma_abs_a
         } else {
-            ea / (1.0 + ea)
+            ea * sigma_abs_a
         };
         let (log_p, weight, d_logit) = if zero {
             (
@@ -461,7 +460,7 @@ const SMALL_COUNT: f64 = 16.0;
 /// `Σ 1/(θ + k)` over `k < x`: one logarithm instead of two `lgamma`, a `ln` and two
 /// `digamma` evaluations, accurate to a few ulps (at most 16 factors, each between ~1e-16
 /// and ~1e8 for the documented domain, so the product neither overflows nor underflows).
-#[inline]
+#[inline(always)]
 fn rising(x: f64, tt: &ThetaRow, j: usize, q: f64) -> (f64, f64) {
     let theta = tt.theta[j];
     if x <= SMALL_COUNT && x.fract() == 0.0 && theta <= 1e8 {

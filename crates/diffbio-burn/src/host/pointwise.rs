@@ -1,5 +1,7 @@
 //! Element-wise losses with closed-form derivatives, optionally reduced in the same pass.
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
@@ -85,13 +87,14 @@ impl<E: HostFloat, const N: usize> Columns<E, N> {
     }
 }
 
-/// One task: first element index, its slices of the values and of each derivative, and its
-/// partial sum.
-type Piece<'a, E, const N: usize> = (usize, &'a mut [E], [&'a mut [E]; N], &'a mut f64);
-
-/// Independent partial sums per task, so the loop carries no serial floating-point add chain
-/// and can be vectorised.
-const LANES: usize = 8;
+/// One task: first element index, its (not yet initialised) slices of the values and of each
+/// derivative, which it writes completely, and its partial sum.
+type Piece<'a, E, const N: usize> = (
+    usize,
+    &'a mut [MaybeUninit<E>],
+    [&'a mut [MaybeUninit<E>]; N],
+    &'a mut f64,
+);
 
 /// [`process_piece`] compiled for AVX2+FMA (see [`simd`]).
 #[cfg(target_arch = "x86_64")]
@@ -120,22 +123,28 @@ fn process_piece<E: HostFloat, F, const K: usize, const N: usize>(
     let factor = scale.unwrap_or(1.0);
     let len = ds[0].len();
     let xs = slices.map(|s| &s[start..start + len]);
+    let at = |j: usize| f(xs.map(|x| x[j].to_f64()));
     if scale.is_some() {
-        let mut lanes = [0.0f64; LANES];
+        // Values into a scratch row, then summed lane-wise: both loops vectorise (a running
+        // sum, or accumulators indexed `j % LANES`, kept the loop scalar).
+        let mut values: Vec<f64> = Vec::with_capacity(len);
+        let scratch = &mut values.spare_capacity_mut()[..len];
         for j in 0..len {
-            let (value, d) = f(xs.map(|x| x[j].to_f64()));
-            lanes[j % LANES] += value;
+            let (value, d) = at(j);
+            scratch[j].write(value);
             for k in 0..N {
-                ds[k][j] = E::from_f64(d[k] * factor);
+                ds[k][j].write(E::from_f64(d[k] * factor));
             }
         }
-        *p = lanes.iter().sum();
+        // SAFETY: the loop wrote all `len` values.
+        unsafe { values.set_len(len) };
+        *p = simd::lanes_fold(&values, 0.0, |a, v| a + v);
     } else {
         for j in 0..len {
-            let (value, d) = f(xs.map(|x| x[j].to_f64()));
-            v[j] = E::from_f64(value);
+            let (value, d) = at(j);
+            v[j].write(E::from_f64(value));
             for k in 0..N {
-                ds[k][j] = E::from_f64(d[k]);
+                ds[k][j].write(E::from_f64(d[k]));
             }
         }
     }
@@ -151,17 +160,17 @@ where
 {
     let slices = host.each_ref().map(|h| h.slice::<E>());
     let n = slices[0].len();
-    let zero = E::from_f64(0.0);
-    // Element-wise values only when not reduced (a reduced piece gets an empty slice).
-    let mut values = if scale.is_some() {
-        Vec::new()
-    } else {
-        vec![zero; n]
-    };
-    let mut derivatives: [Vec<E>; N] = core::array::from_fn(|_| vec![zero; n]);
+    // Outputs are written once by the pieces, without zeroing them first (a memset of every
+    // buffer cost as much as the arithmetic). Element-wise values only when not reduced (a
+    // reduced piece gets an empty slice).
+    let value_count = if scale.is_some() { 0 } else { n };
+    let mut values: Vec<E> = Vec::with_capacity(value_count);
+    let mut derivatives: [Vec<E>; N] = core::array::from_fn(|_| Vec::with_capacity(n));
     let mut partial = vec![0.0f64; n.div_ceil(CHUNK)];
-    let mut derivative_chunks = derivatives.each_mut().map(|d| d.chunks_mut(CHUNK));
-    let mut value_chunks = values.chunks_mut(CHUNK);
+    let mut derivative_chunks = derivatives
+        .each_mut()
+        .map(|d| d.spare_capacity_mut()[..n].chunks_mut(CHUNK));
+    let mut value_chunks = values.spare_capacity_mut()[..value_count].chunks_mut(CHUNK);
     let pieces: Vec<Piece<E, N>> = partial
         .iter_mut()
         .enumerate()
@@ -179,6 +188,13 @@ where
             (piece, &slices, scale, f)
         );
     });
+    // SAFETY: the pieces cover `0..n` and each wrote every element of its slices.
+    unsafe {
+        for d in &mut derivatives {
+            d.set_len(n);
+        }
+        values.set_len(value_count);
+    }
     Columns {
         total: scale.map(|s| partial.iter().sum::<f64>() * s),
         values,

@@ -68,25 +68,45 @@ fn softmax_nll_row_wide<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> 
 
 #[inline(always)]
 fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
-    let max = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
-    let shifted: Vec<f64> = l
-        .iter()
-        .map(|v| exp_nonpositive(v.to_f64() - max))
-        .collect();
-    let (mut sum_exp, mut total, mut dot, mut log_factorials) = (0.0, 0.0, 0.0, 0.0);
-    for ((&e, yk), lk) in shifted.iter().zip(y).zip(l) {
-        let yk = yk.to_f64();
-        sum_exp += e;
-        if yk != 0.0 {
-            total += yk;
-            dot += yk * lk.to_f64();
-            log_factorials += ln_factorial(yk);
+    // Plain loops and lane-wise reductions only: they are inlined into the AVX2 copy and
+    // vectorise (`map(..).collect()` was outlined without the target features, and a single
+    // running max or sum is a serial dependency chain).
+    let mut shifted: Vec<f64> = vec![0.0; l.len()];
+    for (s, v) in shifted.iter_mut().zip(l) {
+        *s = v.to_f64();
+    }
+    let max = simd::lanes_fold(
+        &shifted,
+        f64::NEG_INFINITY,
+        |m, v| if v > m { v } else { m },
+    );
+    for s in shifted.iter_mut() {
+        *s = exp_nonpositive(*s - max);
+    }
+    let sum_exp = simd::lanes_fold(&shifted, 0.0, |a, v| a + v);
+    // Σ y, Σ y·l and Σ ln y! in eight lanes each, without branches on the (mostly zero) counts.
+    let mut lanes = [[0.0; 8]; 3];
+    let (y_chunks, l_chunks) = (y.chunks_exact(8), l.chunks_exact(8));
+    let tail = y_chunks.remainder().iter().zip(l_chunks.remainder());
+    for (yc, lc) in y_chunks.zip(l_chunks) {
+        for j in 0..8 {
+            let yk = yc[j].to_f64();
+            lanes[0][j] += yk;
+            lanes[1][j] += yk * lc[j].to_f64();
+            lanes[2][j] += ln_factorial(yk);
         }
+    }
+    let [mut total, mut dot, mut log_factorials] = lanes.map(|lane| lane.iter().sum::<f64>());
+    for (yk, lk) in tail {
+        let yk = yk.to_f64();
+        total += yk;
+        dot += yk * lk.to_f64();
+        log_factorials += ln_factorial(yk);
     }
     let lse = max + sum_exp.ln();
     let softmax_scale = w * total / sum_exp;
-    for ((dk, &e), yk) in d.iter_mut().zip(&shifted).zip(y) {
-        *dk = E::from_f64(softmax_scale * e - w * yk.to_f64());
+    for k in 0..l.len() {
+        d[k] = E::from_f64(softmax_scale * shifted[k] - w * y[k].to_f64());
     }
     (
         total * lse - dot + log_factorials - ln_factorial(total),

@@ -30,3 +30,21 @@ macro_rules! dispatch {
 }
 
 pub(crate) use dispatch;
+
+/// `x` folded with `f` in eight independent lanes, then the lanes folded in order: the lanes
+/// vectorise (inside a `dispatch!`ed kernel) where one accumulator would be a serial
+/// dependency chain. For sums the rounding differs from a sequential sum only in order.
+#[inline(always)]
+pub(crate) fn lanes_fold(x: &[f64], init: f64, f: impl Fn(f64, f64) -> f64) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [init; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..LANES {
+            acc[j] = f(acc[j], chunk[j]);
+        }
+    }
+    let acc = acc.iter().fold(init, |a, &v| f(a, v));
+    tail.iter().fold(acc, |a, &v| f(a, v))
+}

@@ -29,6 +29,27 @@ const ATANH_SERIES: [f64; 11] = {
     c
 };
 
+/// `Σ c[k]·xᵏ` by Estrin's scheme: pairs `c[2i] + c[2i+1]·x`, then pairs of those in `x²`,
+/// and so on. The dependency chain is `O(log N)` deep instead of Horner's `N`, so vectorised
+/// loops over it are not latency-bound; for the short, fast-decaying series here the rounding
+/// is as good as Horner's (the callers' ulp tests).
+#[inline(always)]
+fn estrin<const N: usize>(c: &[f64; N], x: f64) -> f64 {
+    let (mut c, mut len, mut x) = (*c, N, x);
+    while len > 1 {
+        let half = len.div_ceil(2);
+        for i in 0..half {
+            c[i] = if 2 * i + 1 < len {
+                c[2 * i] + c[2 * i + 1] * x
+            } else {
+                c[2 * i]
+            };
+        }
+        (len, x) = (half, x * x);
+    }
+    c[0]
+}
+
 /// Counts below this use a table of `ln Γ(k + 1)`.
 const TABLE_SIZE: usize = 1 << 12;
 
@@ -38,16 +59,19 @@ pub(crate) fn lgamma(x: f64) -> f64 {
     libm::lgamma(x)
 }
 
-/// `ln Γ(x + 1) = ln x!`, from a table for small integers.
+/// `ln Γ(x + 1) = ln x!`, from a table for small integers. Without a branch on the value for
+/// those (zero counts included), so that sparse counts do not cost branch mispredictions.
 #[inline]
 pub(crate) fn ln_factorial(x: f64) -> f64 {
-    if x == 0.0 {
-        return 0.0;
-    }
     static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
-    if x.fract() == 0.0 && x < TABLE_SIZE as f64 {
-        let table = TABLE.get_or_init(|| (0..TABLE_SIZE).map(|k| lgamma(k as f64 + 1.0)).collect());
-        table[x as usize]
+    let table = TABLE.get_or_init(|| (0..TABLE_SIZE).map(|k| lgamma(k as f64 + 1.0)).collect());
+    // `max` maps NaN to 0 and the clamp keeps `k` an in-range index; the comparison sends
+    // everything that is not a table entry (non-integers, negatives, NaN, large) to `lgamma`.
+    let clamped = x.max(0.0).min((TABLE_SIZE - 1) as f64);
+    // SAFETY: `clamped` is finite and in `0..TABLE_SIZE`, so it is representable as `i32`.
+    let k = unsafe { clamped.to_int_unchecked::<i32>() };
+    if f64::from(k) == x {
+        table[k as usize]
     } else {
         lgamma(x + 1.0)
     }
@@ -75,11 +99,17 @@ pub(crate) fn digamma(mut x: f64) -> f64 {
 /// (tested); results below `e⁻⁷⁰⁸` flush to 0 instead of going subnormal.
 #[inline(always)]
 pub(crate) fn exp_nonpositive(x: f64) -> f64 {
+    // Adding 1.5·2⁵² rounds to the nearest integer `n` (ties to even) in the low mantissa
+    // bits, so neither a rounding call nor a float-to-integer conversion is needed (neither
+    // vectorises on SSE2; the latter not on AVX2 either).
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let xc = x.max(-708.0);
-    let n = (xc * core::f64::consts::LOG2_E).round();
+    let shifted = xc * core::f64::consts::LOG2_E + SHIFTER;
+    let n = shifted - SHIFTER;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let e = EXP_TAYLOR.iter().rev().fold(0.0, |p, c| p * r + c);
-    let scale = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    let e = estrin(&EXP_TAYLOR, r);
+    let n_bits = shifted.to_bits().wrapping_sub(SHIFTER.to_bits());
+    let scale = f64::from_bits(n_bits.wrapping_add(1023) << 52);
     if x < -708.0 { 0.0 } else { e * scale }
 }
 
@@ -101,7 +131,7 @@ pub(crate) fn ln_1p_nonnegative(x: f64) -> f64 {
     let s2 = s * s;
     // ln m = 2s + 2s·(s²/3 + s⁴/5 + ...): the small tail is added last, after the exact
     // `k·ln2_hi` (ln 2 split so that `k·ln2_hi` is exact for |k| < 2¹¹).
-    let poly = ATANH_SERIES.iter().rev().fold(0.0, |p, c| p * s2 + c);
+    let poly = estrin(&ATANH_SERIES, s2);
     let two_s = 2.0 * s;
     let kf = k as f64;
     kf * LN2_HI + (two_s + (two_s * s2 * poly + (kf * LN2_LO + correction)))
