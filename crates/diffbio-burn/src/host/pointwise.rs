@@ -125,20 +125,24 @@ fn process_piece<E: HostFloat, F, const K: usize, const N: usize>(
     let xs = slices.map(|s| &s[start..start + len]);
     let at = |j: usize| f(xs.map(|x| x[j].to_f64()));
     if scale.is_some() {
-        // Values into a scratch row, then summed lane-wise: both loops vectorise (a running
-        // sum, or accumulators indexed `j % LANES`, kept the loop scalar).
-        let mut values: Vec<f64> = Vec::with_capacity(len);
-        let scratch = &mut values.spare_capacity_mut()[..len];
-        for j in 0..len {
-            let (value, d) = at(j);
-            scratch[j].write(value);
-            for k in 0..N {
-                ds[k][j].write(E::from_f64(d[k] * factor));
+        // Values into an L1-sized scratch block, then summed lane-wise: both loops vectorise
+        // (a running sum, or accumulators indexed `j % LANES`, kept the loop scalar).
+        const BLOCK: usize = 1024;
+        let mut scratch = [0.0f64; BLOCK];
+        let mut total = 0.0;
+        for first in (0..len).step_by(BLOCK) {
+            let block = &mut scratch[..BLOCK.min(len - first)];
+            for (i, value_out) in block.iter_mut().enumerate() {
+                let j = first + i;
+                let (value, d) = at(j);
+                *value_out = value;
+                for k in 0..N {
+                    ds[k][j].write(E::from_f64(d[k] * factor));
+                }
             }
+            total += simd::lanes_fold(block, 0.0, |a, v| a + v);
         }
-        // SAFETY: the loop wrote all `len` values.
-        unsafe { values.set_len(len) };
-        *p = simd::lanes_fold(&values, 0.0, |a, v| a + v);
+        *p = total;
     } else {
         for j in 0..len {
             let (value, d) = at(j);
