@@ -186,6 +186,19 @@ fn mnll_logits_shape<B: AutodiffBackend>() {
     );
 }
 
+/// The composite path names the argument too (it once reported the `log_softmax` it
+/// builds as `log_probs`), also on NdArray.
+fn mnll_logits_shape_composite<B: AutodiffBackend>() {
+    MultinomialNllLossConfig::new()
+        .with_fast_path(false)
+        .init()
+        .forward_logits(
+            t::<B, 2>(&LOG_P, [1, 3]),
+            Tensor::ones([3, 1], &Default::default()),
+            Reduction::Mean,
+        );
+}
+
 fn log1p_mse_shape<B: AutodiffBackend>() {
     Log1pMseLossConfig::new().init().forward(
         t::<B, 2>(&[1.0, 2.0], [1, 2]),
@@ -331,6 +344,10 @@ backend_tests!(
         expected = "MultinomialNllLoss: shape of `logits` [1, 3] does not match shape of `counts` [3, 1]"
     )]
     mnll_logits_shape,
+    #[should_panic(
+        expected = "MultinomialNllLoss: shape of `logits` [1, 3] does not match shape of `counts` [3, 1]"
+    )]
+    mnll_logits_shape_composite,
     #[should_panic(
         expected = "Log1pMseLoss: shape of `log_pred` [1, 2] does not match shape of `counts` [2, 1]"
     )]

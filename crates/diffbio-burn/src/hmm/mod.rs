@@ -25,15 +25,16 @@
 //!
 //! | algorithm | how | `B=64, T=1000, S=4, E=4` | `B=8, T=10000, S=8, E=4` |
 //! |---|---|---|---|
-//! | `Host` (`Auto` on `NdArray`) | plain Rust, `f64`, whole batch in one pass | 2.5–4.1 ms | 9.6 ms |
-//! | `Sequential` | one batched tensor step per time step | 307 ms | 2.45 s |
-//! | `Sequential` + `taped_gradient` | the same, differentiated by autodiff | 446 ms | 8.2 s |
-//! | `ParallelScan` (`Auto` elsewhere, `T >= 64`) | `O(log T)` levels of tensor ops | 821 ms | 2.46 s |
-//! | `ParallelScan` + `taped_gradient` | the same, differentiated by autodiff | 320 ms | 844 ms |
+//! | `Host` (`Auto` on `NdArray`) | plain Rust, `f64`, whole batch in one pass | 1.4 ms | 3.3 ms |
+//! | `Sequential` | one batched tensor step per time step | 220 ms | 1.63 s |
+//! | `Sequential` + `taped_gradient` | the same, differentiated by autodiff | 344 ms | (not run) |
+//! | `ParallelScan` (`Auto` elsewhere, `T >= 64`) | `O(log T)` levels of tensor ops | 745 ms | 3.79 s |
+//! | `ParallelScan` + `taped_gradient` | the same, differentiated by autodiff | 252 ms | (not run) |
 //!
-//! Forward + backward on `Autodiff<NdArray<f32>>`, criterion medians of `benches/hmm.rs` on a
-//! 2-core machine shared with other builds (the host range spans quiet and loaded runs);
-//! DiffBio's JAX version takes about 10 ms for the first case. The tensor algorithms exist
+//! Forward + backward on `Autodiff<NdArray<f32>>`, criterion estimates of `benches/hmm.rs`
+//! on a 2-core machine (one run; the taped variants are skipped at `T = 10,000`). DiffBio's
+//! JAX version took 4.9 ms and 17.2 ms in the same run (`benches/peers`). The tensor
+//! algorithms exist
 //! for GPU backends, where each of `Sequential`'s `T` steps is a kernel launch and
 //! `ParallelScan` needs only `O(log T)` of them; on a CPU they do more work than the host
 //! kernel by far.
