@@ -30,13 +30,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::PadMode;
@@ -634,21 +633,9 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     let trained = model.valid();
     let eval = evaluate(&trained, &heldout_data, &heldout, &loss, args.batch_size);
 
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model_path = args.out.join("model");
-    trained
-        .clone()
-        .save_file(&model_path, &recorder)
-        .with_context(|| format!("cannot save {}.mpk", model_path.display()))?;
-    let config_path = args.out.join("config.json");
-    config
-        .save(&config_path)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let loaded = BpnetConfig::load(&config_path)
-        .with_context(|| format!("cannot read {}", config_path.display()))?
-        .init::<B::InnerBackend>(&device)
-        .load_file(&model_path, &recorder, &device)
-        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?;
+    let (_, loaded) = common::save_and_reload(&trained, &config, &args.out, &device, |c| {
+        c.init::<B::InnerBackend>(&device)
+    })?;
     let reloaded = evaluate(&loaded, &heldout_data, &heldout, &loss, args.batch_size);
     if reloaded.profile_nll != eval.profile_nll || reloaded.count_pearson != eval.count_pearson {
         bail!(

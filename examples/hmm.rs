@@ -65,9 +65,8 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use burn::config::Config;
 use burn::lr_scheduler::LrScheduler;
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
@@ -754,25 +753,12 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     let (calls, viterbi_log_prob) = decode(&trained, &design.regions, &genome.symbols);
 
     // Save with Burn's recorder, rebuild from config.json + model.mpk and decode again.
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model_path = args.out.join("model");
-    trained
-        .clone()
-        .save_file(&model_path, &recorder)
-        .with_context(|| format!("cannot save {}.mpk", model_path.display()))?;
     let config = GeneFinderConfig::new(args.design, HmmConfig::new(s, 4));
-    let config_path = args.out.join("config.json");
-    config
-        .save(&config_path)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let loaded_config = GeneFinderConfig::load(&config_path)
-        .with_context(|| format!("cannot read {}", config_path.display()))?;
-    let loaded = loaded_config
-        .hmm
-        .init::<B::InnerBackend>(&device)
-        .load_file(&model_path, &recorder, &device)
-        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?
-        .with_algorithm(algorithm);
+    let (loaded_config, loaded) =
+        common::save_and_reload(&trained, &config, &args.out, &device, |c| {
+            c.hmm.init::<B::InnerBackend>(&device)
+        })?;
+    let loaded = loaded.with_algorithm(algorithm);
     let loaded_regions = GeneModel::new(
         GeneModel::graph(loaded_config.design),
         composition,
@@ -929,6 +915,8 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Module;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 
     type Ad = burn::backend::Autodiff<burn::backend::NdArray>;
 

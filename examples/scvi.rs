@@ -37,7 +37,6 @@ use burn::config::Config;
 use burn::module::{AutodiffModule, Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
@@ -580,22 +579,9 @@ fn run<B: AutodiffBackend>(args: &Args, device: B::Device) -> Result<Metrics> {
     let neg_elbo = negative_elbo(&trained, &heldout_x, &likelihood, args.elbo_samples);
 
     // Save with Burn's recorder, load into a fresh model and evaluate again.
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model_path = args.out.join("model");
-    trained
-        .clone()
-        .save_file(&model_path, &recorder)
-        .with_context(|| format!("cannot save {}.mpk", model_path.display()))?;
-    let config_path = args.out.join("config.json");
-    config
-        .save(&config_path)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let loaded_config = ScviConfig::load(&config_path)
-        .with_context(|| format!("cannot read {}", config_path.display()))?;
-    let loaded = loaded_config
-        .init::<B::InnerBackend>(&device)
-        .load_file(&model_path, &recorder, &device)
-        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?;
+    let (_, loaded) = common::save_and_reload(&trained, &config, &args.out, &device, |c| {
+        c.init::<B::InnerBackend>(&device)
+    })?;
     let reloaded = evaluate(&loaded, &heldout_x, &likelihood);
     if reloaded.nll_at_mean != eval.nll_at_mean {
         bail!(

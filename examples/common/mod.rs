@@ -13,6 +13,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use burn::config::Config;
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::backend::Backend;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -123,4 +127,38 @@ impl Metrics {
         let path = dir.join("metrics.txt");
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// Saves `model` as `<out>/model.mpk` (Burn's full-precision named MessagePack recorder) and
+/// `config` as `<out>/config.json`, then reads the config back, builds a fresh module from it
+/// with `init` and loads the saved weights into it: the round trip a user of the saved files
+/// makes. Returns the reloaded config and module; errors name the file.
+pub fn save_and_reload<B, M, C>(
+    model: &M,
+    config: &C,
+    out: &Path,
+    device: &B::Device,
+    init: impl FnOnce(&C) -> M,
+) -> Result<(C, M)>
+where
+    B: Backend,
+    M: Module<B>,
+    C: Config,
+{
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let model_path = out.join("model");
+    model
+        .clone()
+        .save_file(&model_path, &recorder)
+        .with_context(|| format!("cannot save {}.mpk", model_path.display()))?;
+    let config_path = out.join("config.json");
+    config
+        .save(&config_path)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let loaded_config =
+        C::load(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let loaded = init(&loaded_config)
+        .load_file(&model_path, &recorder, device)
+        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?;
+    Ok((loaded_config, loaded))
 }
