@@ -93,10 +93,9 @@ impl MultinomialNllLoss {
         self.check(&log_probs, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            let dims = counts.dims();
-            let scale = reduction_scale(&dims[..D - 1], reduction);
-            let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
-            return crate::host::profile::multinomial_nll(log_probs, &counts, Some(scale));
+            let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+            let kernel = crate::host::profile::multinomial_nll;
+            return on_rows(kernel, log_probs, counts, Some(scale));
         }
         reduce(self.nll_keep_dim(log_probs, counts), reduction)
     }
@@ -120,12 +119,9 @@ impl MultinomialNllLoss {
         self.check(&log_probs, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            let dims = counts.dims();
-            let (log_probs, counts) = (flatten_rows(log_probs), flatten_rows(counts));
-            let per_row = crate::host::profile::multinomial_nll(log_probs, &counts, None);
-            let mut out = [0; D2];
-            out.copy_from_slice(&dims[..D - 1]);
-            return per_row.reshape(out);
+            let shape = leading_shape(counts.dims());
+            let kernel = crate::host::profile::multinomial_nll;
+            return on_rows(kernel, log_probs, counts, None).reshape(shape);
         }
         self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
     }
@@ -151,8 +147,8 @@ impl MultinomialNllLoss {
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
             let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
-            let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
-            return crate::host::profile::multinomial_nll_logits(logits, &counts, Some(scale));
+            let kernel = crate::host::profile::multinomial_nll_logits;
+            return on_rows(kernel, logits, counts, Some(scale));
         }
         reduce(
             self.nll_keep_dim(log_softmax(logits, D - 1), counts),
@@ -178,12 +174,9 @@ impl MultinomialNllLoss {
         self.check_named("logits", &logits, &counts);
         #[cfg(feature = "ndarray")]
         if self.fast_path && crate::host::on_host::<B>() {
-            let dims = counts.dims();
-            let (logits, counts) = (flatten_rows(logits), flatten_rows(counts));
-            let per_row = crate::host::profile::multinomial_nll_logits(logits, &counts, None);
-            let mut out = [0; D2];
-            out.copy_from_slice(&dims[..D - 1]);
-            return per_row.reshape(out);
+            let shape = leading_shape(counts.dims());
+            let kernel = crate::host::profile::multinomial_nll_logits;
+            return on_rows(kernel, logits, counts, None).reshape(shape);
         }
         self.nll_keep_dim(log_softmax(logits, D - 1), counts)
             .squeeze_dim(D - 1)
@@ -221,12 +214,36 @@ impl MultinomialNllLoss {
     }
 }
 
+/// A host row kernel: `[rows, L]` inputs and counts, per-row values (`scale: None`) or their
+/// scaled sum.
+#[cfg(feature = "ndarray")]
+type RowKernel<B> = fn(Tensor<B, 2>, &Tensor<B, 2>, Option<f64>) -> Tensor<B, 1>;
+
+/// `kernel` applied to `[..., L]` inputs, flattened to rows.
+#[cfg(feature = "ndarray")]
+fn on_rows<B: Backend, const D: usize>(
+    kernel: RowKernel<B>,
+    x: Tensor<B, D>,
+    counts: Tensor<B, D>,
+    scale: Option<f64>,
+) -> Tensor<B, 1> {
+    kernel(flatten_rows(x), &flatten_rows(counts), scale)
+}
+
 /// `[..., L]` as `[rows, L]`.
 #[cfg(feature = "ndarray")]
 fn flatten_rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 2> {
     let dims = x.dims();
     let width = dims[D - 1];
     x.reshape([dims.iter().product::<usize>() / width.max(1), width])
+}
+
+/// The shape `[...]` of `[..., L]` (rank `D2 = D - 1`, checked by the callers).
+#[cfg(feature = "ndarray")]
+fn leading_shape<const D: usize, const D2: usize>(dims: [usize; D]) -> [usize; D2] {
+    let mut out = [0; D2];
+    out.copy_from_slice(&dims[..D - 1]);
+    out
 }
 
 #[cfg(test)]
