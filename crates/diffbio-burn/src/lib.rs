@@ -19,10 +19,12 @@
 //! `.with_validate(false)` in hot training loops once the data pipeline is trusted.
 #![warn(missing_docs)]
 
+pub(crate) mod dispatch;
 pub mod hmm;
 #[cfg(feature = "ndarray")]
 pub mod host;
 pub mod losses;
+pub(crate) mod real;
 pub mod special;
 pub(crate) mod validate;
 

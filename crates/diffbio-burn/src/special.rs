@@ -30,7 +30,9 @@
 //! explicit factors keeps the absolute error near `x = 1` and `x = 2` at the level of
 //! `|lgamma(x)|` itself instead of the rounding error of a large cancelling sum.
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{DType, Tensor, backend::Backend};
+
+use crate::real::horner;
 
 /// `0.5 · ln(2π)`.
 pub(crate) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
@@ -80,30 +82,20 @@ pub fn with_grad<B: Backend, const D: usize>(
     value + delta * grad
 }
 
-/// Evaluates `p[0] + p[1] t + ... + p[n] t^n` by Horner's rule.
-fn horner<B: Backend, const D: usize>(t: Tensor<B, D>, p: &[f64]) -> Tensor<B, D> {
-    let (last, rest) = p.split_last().expect("non-empty polynomial");
-    rest.iter()
-        .rev()
-        .fold(t.zeros_like() + *last, |acc, c| acc * t.clone() + *c)
-}
-
 /// Stirling's series for `lgamma(x)`, valid for `x >= 8`.
 fn lgamma_stirling<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     (x.clone() - 0.5) * x.clone().log() - x.clone() + HALF_LN_2PI + stirling_correction(x)
 }
 
 /// `lgamma(x) - [(x - 1/2) ln x - x + ln(2π)/2]` by its asymptotic series, for `x >= 8`
-/// (`1/(12x) - 1/(360x³) + 1/(1260x⁵) - 1/(1680x⁷)`, truncation error < 1e-11).
+/// (to `x⁻⁷` in single precision, truncation < 1e-11; `x⁻¹⁵` in double, < 1e-16).
 fn stirling_correction<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let r = x.recip();
-    let r2 = r.clone().square();
-    r * horner(r2, &[1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0])
+    crate::real::stirling_series(x)
 }
 
 /// `lgamma(x)` for `0 < x <= 8` by reduction to `[1, 2)` (see the module docs).
 fn lgamma_reduced<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let below_one = x.clone().lower_elem(1.0).float();
+    let below_one = x.zeros_like().mask_fill(x.clone().lower_elem(1.0), 1.0);
     let z0 = x.clone() + below_one.clone(); // in [1, 8]
     let z = z0.clone() - (z0.clone().floor() - 1.0); // in [1, 2)
     // (z0 - 1)(z0 - 2)···z: every factor >= 1 is kept, the others become 1.
@@ -118,26 +110,24 @@ fn lgamma_reduced<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 pub(crate) fn lgamma_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let large = x.clone().greater_equal_elem(ASYMPTOTIC_FROM);
     let series = lgamma_stirling(x.clone().clamp_min(ASYMPTOTIC_FROM));
-    lgamma_reduced(x.clamp_max(ASYMPTOTIC_FROM)).mask_where(large, series)
+    let xs = x.clamp_max(ASYMPTOTIC_FROM);
+    let small = if xs.dtype() == DType::F64 {
+        // Double precision: the recurrence `lgamma(x) = lgamma(x + 8) - ln Π_{k<8} (x + k)`
+        // into the series' range (absolute error ~1e-14; the single-precision polynomial
+        // below is accurate to 7e-10 relative only).
+        let product = (1..8).fold(xs.clone(), |acc, k| acc * (xs.clone() + f64::from(k)));
+        lgamma_stirling(xs + ASYMPTOTIC_FROM) - product.log()
+    } else {
+        lgamma_reduced(xs)
+    };
+    small.mask_where(large, series)
 }
 
 /// The digamma asymptotic series `ln x - 1/(2x) - Σ B₂ₖ/(2k x²ᵏ)`, for `x >= 8`
-/// (truncation error < 1e-11).
+/// (truncation error < 1e-11 single, < 1e-15 double).
 fn digamma_asymptotic<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let r = x.clone().recip();
-    let r2 = r.clone().square();
-    let series = r2.clone()
-        * horner(
-            r2,
-            &[
-                1.0 / 12.0,
-                -1.0 / 120.0,
-                1.0 / 252.0,
-                -1.0 / 240.0,
-                1.0 / 132.0,
-            ],
-        );
-    x.log() - r * 0.5 - series
+    x.clone().log() - r * 0.5 + crate::real::digamma_remainder(x)
 }
 
 /// Natural logarithm of the gamma function, `ln Γ(x)`, element-wise, for `x > 0`.
@@ -209,90 +199,85 @@ pub fn log_sum_exp<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> T
     log_sum.mask_fill(empty, f64::NEG_INFINITY)
 }
 
-/// Forward value of [`softplus`] without gradient bookkeeping.
-pub(crate) fn softplus_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone().clamp_min(0.0) + x.abs().neg().exp().log1p()
+/// `atanh(s)/s - 1 = Σ s²ʲ/(2j + 1)` divided by `s²`: `1/(2j + 1)` for `j = 1..=17`.
+const ATANH_SERIES: [f64; 17] = {
+    let mut c = [0.0; 17];
+    let mut j = 0;
+    while j < 17 {
+        c[j] = 1.0 / (2 * j + 3) as f64;
+        j += 1;
+    }
+    c
+};
+
+/// Value of [`ln_1p`] without gradient bookkeeping.
+pub(crate) fn ln_1p_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    // ln(1 + x) = 2·atanh(s), s = x/(2 + x), |s| <= 1/3 on (-1/2, 1): the series to s³⁵
+    // (double) or s¹⁷ (single) is below the precision's rounding there. Outside, 1 + x is
+    // exact (x <= -1/2) or carries a relative rounding error that `log` does not amplify
+    // (x >= 1), and `log` stays out of [1/2, 2], where GPUs' fast `log` is only accurate to
+    // an absolute 2⁻²¹.
+    let terms = if x.dtype() == DType::F64 { 17 } else { 8 };
+    let near = x
+        .clone()
+        .greater_elem(-0.5)
+        .bool_and(x.clone().lower_elem(1.0));
+    let xs = x.clone().clamp(-0.5, 1.0);
+    let s = xs.clone() / (xs + 2.0);
+    let series = s.clone() * 2.0
+        + s.clone() * 2.0 * s.clone().square() * horner(s.square(), &ATANH_SERIES[..terms]);
+    (x + 1.0).log().mask_where(near, series)
 }
 
-/// `log(1 + exp(x))`, element-wise, computed as `max(x, 0) + log1p(exp(-|x|))`: no overflow
+/// `ln(1 + x)`, element-wise, for `x >= -1`, exact to the tensor's precision on every
+/// backend.
+///
+/// Burn's `log1p` is whatever the backend makes of it, and burn-wgpu compiles it to
+/// `log(x + 1)`, which loses every digit of a small `x` (`log1p(1e-8)` is 0 in f32). This
+/// one is a series in `s = x/(2 + x)` on `(-1/2, 1)` and `log(1 + x)` elsewhere, built from
+/// arithmetic and `log` outside `[1/2, 2]` only. NaN stays NaN. The gradient is `1/(1 + x)`.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use diffbio_burn::special::ln_1p;
+///
+/// let x = Tensor::<NdArray, 1>::from_floats([1e-8, 0.5, 3.0], &Default::default());
+/// let y: Vec<f32> = ln_1p(x).into_data().to_vec().unwrap();
+/// assert_eq!(y[0], 1e-8);
+/// assert!((y[1] - 1.5f32.ln()).abs() < 1e-7);
+/// ```
+pub fn ln_1p<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let xc = constant(&x);
+    let value = ln_1p_value(xc.clone());
+    if !is_autodiff(&x) {
+        return value;
+    }
+    with_grad(value, x, (xc + 1.0).recip())
+}
+
+/// Forward value of [`softplus`] without gradient bookkeeping.
+pub(crate) fn softplus_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    crate::real::softplus(x)
+}
+
+/// `log(1 + exp(x))`, element-wise, computed as `max(x, 0) + ln_1p(exp(-|x|))`: no overflow
 /// for large `x` (Burn's `softplus` returns `inf` at `x = 100` in f32), full relative accuracy
-/// for very negative `x`. The gradient is `sigmoid(x)`.
+/// for very negative `x`, on every backend ([`ln_1p`]). The gradient is `sigmoid(x)`.
 pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let xc = constant(&x);
     let value = softplus_value(xc.clone());
     if !is_autodiff(&x) {
         return value;
     }
-    let sigmoid = softplus_value(xc.neg()).neg().exp();
-    with_grad(value, x, sigmoid)
+    with_grad(value, x, crate::real::sigmoid(xc))
 }
 
 /// `log(sigmoid(x)) = -softplus(-x)`, element-wise, stable for all finite `x`.
 pub fn log_sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     softplus(x.neg()).neg()
 }
-
-/// `log1p(r) - r` for `r > -1`, accurate also for small `|r|` where the two terms cancel
-/// (series `-r²/2 + r³/3 - ...` for `|r| < 0.1`, truncation error < 1e-10 relative).
-pub(crate) fn log1p_minus<B: Backend, const D: usize>(r: Tensor<B, D>) -> Tensor<B, D> {
-    let small = r.clone().abs().lower_elem(0.1);
-    let rs = r.clone().clamp(-0.1, 0.1);
-    let coefficients: Vec<f64> = (2..=10)
-        .map(|k| if k % 2 == 0 { -1.0 } else { 1.0 } / f64::from(k))
-        .collect();
-    let series = rs.clone().square() * horner(rs, &coefficients);
-    let direct = r.clone().log1p() - r;
-    direct.mask_where(small, series)
-}
-
-/// `exp(x) - 1 - x`, accurate also for small `|x|` where the terms cancel (series
-/// `x²/2 + x³/6 + ...` for `|x| < 0.1`, truncation error < 1e-12 relative). Differentiable
-/// by autodiff (the derivative of either branch is `exp(x) - 1` to the same accuracy).
-pub(crate) fn exp_minus_one_minus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let small = x.clone().abs().lower_elem(0.1);
-    let xs = x.clone().clamp(-0.1, 0.1);
-    let mut factorial = 1.0;
-    let coefficients: Vec<f64> = (2..=9)
-        .map(|k| {
-            factorial *= f64::from(k);
-            1.0 / factorial
-        })
-        .collect();
-    let series = xs.clone().square() * horner(xs, &coefficients);
-    let direct = x.clone().exp() - 1.0 - x;
-    direct.mask_where(small, series)
-}
-
-/// `ln Γ(z) - [(z - 1/2) ln z - z + ln(2π)/2]`, the remainder of Stirling's formula
-/// (Loader's `stirlerr`), for `z > 0`. Small (`≈ 1/(12z)`) for large `z`, which is what lets
-/// the NB likelihood cancel its large terms analytically.
-pub(crate) fn stirling_remainder<B: Backend, const D: usize>(z: Tensor<B, D>) -> Tensor<B, D> {
-    let large = z.clone().greater_equal_elem(ASYMPTOTIC_FROM);
-    let series = stirling_correction(z.clone().clamp_min(ASYMPTOTIC_FROM));
-    let zs = z.clamp_max(ASYMPTOTIC_FROM);
-    let direct =
-        lgamma_reduced(zs.clone()) - (zs.clone() - 0.5) * zs.clone().log() + zs - HALF_LN_2PI;
-    direct.mask_where(large, series)
-}
-
-/// `ψ(z) - ln z + 1/(2z)`, the remainder of the digamma asymptotic expansion, for `z >= 8`.
-pub(crate) fn digamma_remainder<B: Backend, const D: usize>(z: Tensor<B, D>) -> Tensor<B, D> {
-    let r2 = z.recip().square();
-    r2.clone()
-        * horner(
-            r2,
-            &[
-                -1.0 / 12.0,
-                1.0 / 120.0,
-                -1.0 / 252.0,
-                1.0 / 240.0,
-                -1.0 / 132.0,
-            ],
-        )
-}
-
-/// Threshold above which [`digamma_remainder`] is accurate.
-pub(crate) const DIGAMMA_SERIES_FROM: f64 = ASYMPTOTIC_FROM;
 
 #[cfg(test)]
 mod tests {
@@ -312,7 +297,7 @@ mod tests {
         let xs = [
             -0.5, -0.1000001, -0.0999999, -1e-4, 0.0, 1e-6, 0.05, 0.0999999, 0.1, 3.0,
         ];
-        let got = eval(log1p_minus, &xs);
+        let got = eval(crate::real::ln_1p_minus, &xs);
         for (x, g) in xs.iter().zip(got) {
             let want = x.ln_1p() - x;
             assert!(
@@ -327,7 +312,7 @@ mod tests {
         let xs = [
             -20.0, -0.1000001, -0.0999999, -1e-4, 0.0, 1e-6, 0.05, 0.0999999, 0.1, 20.0,
         ];
-        let got = eval(exp_minus_one_minus, &xs);
+        let got = eval(crate::real::exp_m1_minus, &xs);
         for (x, g) in xs.iter().zip(got) {
             let want = x.exp_m1() - x;
             assert!(
@@ -340,7 +325,7 @@ mod tests {
     #[test]
     fn stirling_remainder_is_continuous_and_correct() {
         let xs = [1e-3, 0.5, 1.0, 2.5, 7.999, 8.0, 8.001, 50.0, 1e6];
-        let got = eval(stirling_remainder, &xs);
+        let got = eval(crate::real::stirling_remainder, &xs);
         for (x, g) in xs.iter().zip(got) {
             let want = statrs::function::gamma::ln_gamma(*x) - (x - 0.5) * x.ln() + x - HALF_LN_2PI;
             let tol = if *x > 1e5 {
@@ -381,6 +366,38 @@ mod tests {
         let grads = y.mask_fill(finite, 0.0).sum().backward();
         let g: Vec<f64> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
         assert_eq!(g, vec![0.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn ln_1p_is_exact_to_double_rounding_on_both_sides_of_the_switch() {
+        let xs = [
+            -0.999_999,
+            -0.5000001,
+            -0.5,
+            -0.4999999,
+            -1e-3,
+            -1e-300,
+            0.0,
+            1e-300,
+            1e-12,
+            1e-8,
+            0.3,
+            0.999_999_9,
+            1.0,
+            1.000_000_1,
+            7.0,
+            1e30,
+        ];
+        let got = eval(ln_1p, &xs);
+        for (x, g) in xs.iter().zip(got) {
+            let want = x.ln_1p();
+            assert!(
+                (g - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
+                "{x}: {g} vs {want}"
+            );
+        }
+        assert!(eval(ln_1p, &[f64::NAN])[0].is_nan());
+        assert_eq!(eval(ln_1p, &[-1.0])[0], f64::NEG_INFINITY);
     }
 
     #[test]

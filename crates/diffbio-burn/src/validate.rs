@@ -18,6 +18,23 @@ pub(crate) fn same_shape(loss: &str, a: (&str, &[usize]), b: (&str, &[usize])) {
     );
 }
 
+/// Panics unless the two float tensors have the same dtype, naming the loss and both
+/// arguments (a loss computes in its inputs' precision, so it must be one precision).
+pub(crate) fn same_dtype<B: Backend, const D: usize, const D2: usize>(
+    loss: &str,
+    a: (&str, &Tensor<B, D>),
+    b: (&str, &Tensor<B, D2>),
+) {
+    let (da, db) = (a.1.dtype(), b.1.dtype());
+    assert!(
+        da == db,
+        "{loss}: `{}` is {da:?} but `{}` is {db:?}; all float inputs of a loss must have one \
+         dtype (cast them first)",
+        a.0,
+        b.0
+    );
+}
+
 /// Panics unless `actual == expected`, naming the loss, the argument, both shapes and what the
 /// expected shape means (e.g. "`[n, 1]`").
 pub(crate) fn expect_shape(

@@ -36,7 +36,6 @@ pub(crate) mod pointwise;
 pub(crate) mod profile;
 pub(crate) mod simd;
 pub(crate) mod special;
-pub(crate) mod vae;
 
 /// Whether tensors of `B` live in host memory (the device is `NdArrayDevice`), so the fused
 /// CPU kernels of this module apply.

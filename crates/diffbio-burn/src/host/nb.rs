@@ -1,38 +1,34 @@
 //! Fused NB / ZINB negative log-likelihood with closed-form gradients (see
 //! [`negative_binomial`](crate::losses::negative_binomial) for the formulas).
 //!
-//! In `f64` the textbook form is accurate (its cancelling `lgamma` terms lose at most ~1e-9
-//! relative up to `theta`, counts = 1e6), so the kernel uses it directly:
+//! The maths is the losses' own, shared with the generic path ([`crate::real`]): the floors
+//! ([`Floor`]), `d/dμ` ([`nb::d_mu`]), and for every element that is not "easy" the value
+//! ([`nb::log_prob`]) and `d/dθ` ([`nb::d_theta`]), evaluated in `f64`. An element is easy
+//! when its count is a small integer (`<= 16`, most of a single-cell matrix) and `θ < 8`;
+//! there the kernel evaluates the same quantities by exact finite identities, faster:
 //!
 //! ```text
-//! log NB(x) = lgamma(x + θ) - lgamma(θ) - ln x! - θ·log1p(μ/θ) + x·ln(μ / (θ + μ))
-//! d/dμ      = θ(x - μ) / (μ(θ + μ))
-//! d/dθ      = ψ(x + θ) - ψ(θ) - log1p(μ/θ) + (μ - x) / (θ + μ)
+//! log NB(x) = ln Π_{k<x} (θ + k)·μ/(θ + μ) - ln x! - θ·ln_1p(μ/θ)
+//! d/dθ      = Σ_{k<x} 1/(θ + k) - ln_1p(μ/θ) + (μ - x) / (θ + μ)     (ψ(x+θ) - ψ(θ) as a sum)
 //! ```
 //!
-//! `lgamma(θ)` and `ψ(θ)` are computed once per `theta` entry (once per gene for per-gene
-//! `theta`), `ln x!` comes from a table for integer counts, and zero counts (most of a
-//! single-cell matrix) need a single `log1p`.
+//! in a branch-free, vectorised pass over the row. Every other element (large or
+//! non-integer counts, `θ >= 8`, where the textbook `d/dθ` cancels) takes the shared
+//! formulas, so the two paths agree to rounding over the whole domain. NaN in any input
+//! gives NaN out, as on the generic path.
 
 use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::special::{digamma, exp_nonpositive, lgamma, ln_1p_nonnegative, ln_factorial};
+use super::special::{ln_1p_nonnegative, ln_factorial};
 use super::{HostFloat, HostTensor, simd};
-
-/// How `mu` and `theta` are floored, as the two references do.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Floor {
-    /// DiffBio's NB: `mu`, `theta` clamped at `eps` (no gradient below it), `mu + eps` in the
-    /// logarithms.
-    Clamp,
-    /// scVI's ZINB: `mu + eps` in the logarithms, no clamping.
-    Shift,
-}
+use crate::losses::negative_binomial::{self as nb, Floor};
+use crate::losses::zinb;
+use crate::real::SERIES_FROM;
 
 /// The NB (or, with `pi_logits`, ZINB) inputs of one loss call.
-pub(crate) struct NbInputs<B: Backend> {
+struct NbInputs<B: Backend> {
     /// `[B, G]` counts (data, no gradient).
     pub counts: Tensor<B, 2>,
     /// `[B, G]` means.
@@ -47,8 +43,24 @@ pub(crate) struct NbInputs<B: Backend> {
     pub floor: Floor,
 }
 
-/// The element-wise negative log-likelihood `[B, G]`, gradients attached.
-pub(crate) fn nll<B: Backend>(inputs: NbInputs<B>) -> Tensor<B, 2> {
+/// The element-wise negative log-likelihood `[B, G]` of checked inputs (`theta` `[1|B, G]`,
+/// `pi_logits` for ZINB), gradients attached.
+pub(crate) fn nll<B: Backend>(
+    counts: Tensor<B, 2>,
+    mu: Tensor<B, 2>,
+    theta: Tensor<B, 2>,
+    pi_logits: Option<Tensor<B, 2>>,
+    eps: f64,
+    floor: Floor,
+) -> Tensor<B, 2> {
+    let inputs = NbInputs {
+        counts,
+        mu,
+        theta,
+        pi_logits,
+        eps,
+        floor,
+    };
     let shape = inputs.counts.dims();
     run(inputs, None, |values, device| {
         tensor_from(values, shape, device)
@@ -57,7 +69,23 @@ pub(crate) fn nll<B: Backend>(inputs: NbInputs<B>) -> Tensor<B, 2> {
 
 /// The negative log-likelihood summed and multiplied by `scale` (`1/(B·G)` for a mean), as a
 /// `[1]` tensor with gradients attached; the element-wise values are never materialised.
-pub(crate) fn nll_reduced<B: Backend>(inputs: NbInputs<B>, scale: f64) -> Tensor<B, 1> {
+pub(crate) fn nll_reduced<B: Backend>(
+    counts: Tensor<B, 2>,
+    mu: Tensor<B, 2>,
+    theta: Tensor<B, 2>,
+    pi_logits: Option<Tensor<B, 2>>,
+    eps: f64,
+    floor: Floor,
+    scale: f64,
+) -> Tensor<B, 1> {
+    let inputs = NbInputs {
+        counts,
+        mu,
+        theta,
+        pi_logits,
+        eps,
+        floor,
+    };
     run(inputs, Some(scale), |total, device| {
         tensor_from(total, [1], device)
     })
@@ -143,26 +171,16 @@ impl<E: HostFloat> Columns<E> {
 struct ThetaColumns {
     theta: Vec<f64>,
     inv_theta: Vec<f64>,
-    lgamma: Vec<f64>,
-    digamma: Vec<f64>,
     /// 1 where `theta` carries a gradient, 0 where the clamp holds it at `eps`.
     live: Vec<f64>,
 }
 
 impl ThetaColumns {
     fn new<E: HostFloat>(raw: &[E], eps: f64, floor: Floor) -> Self {
-        let theta: Vec<f64> = raw
-            .iter()
-            .map(|t| match floor {
-                Floor::Clamp => t.to_f64().max(eps),
-                Floor::Shift => t.to_f64(),
-            })
-            .collect();
+        let theta: Vec<f64> = raw.iter().map(|t| floor.theta(t.to_f64(), eps)).collect();
         Self {
             inv_theta: theta.iter().map(|t| t.recip()).collect(),
-            lgamma: theta.par_iter().map(|&t| lgamma(t)).collect(),
-            digamma: theta.par_iter().map(|&t| digamma(t)).collect(),
-            live: raw.iter().map(|t| live(floor, t.to_f64(), eps)).collect(),
+            live: raw.iter().map(|t| floor.live(&t.to_f64(), eps)).collect(),
             theta,
         }
     }
@@ -172,8 +190,6 @@ impl ThetaColumns {
         ThetaRow {
             theta: &self.theta[start..start + len],
             inv_theta: &self.inv_theta[start..start + len],
-            lgamma: &self.lgamma[start..start + len],
-            digamma: &self.digamma[start..start + len],
             live: &self.live[start..start + len],
         }
     }
@@ -183,8 +199,6 @@ impl ThetaColumns {
 struct ThetaRow<'a> {
     theta: &'a [f64],
     inv_theta: &'a [f64],
-    lgamma: &'a [f64],
-    digamma: &'a [f64],
     live: &'a [f64],
 }
 
@@ -351,48 +365,48 @@ fn zero_count_terms<E: HostFloat>(
     }
     for j in 0..n {
         let raw = mu[j].to_f64();
-        let m = match floor {
-            Floor::Clamp => raw.max(eps),
-            Floor::Shift => raw,
-        } + eps;
+        let m = floor.mu(raw, eps);
         let theta = tt.theta[j];
         let inv = (theta + m).recip();
         let log1p_ratio = ln_1p_nonnegative(m * tt.inv_theta[j]);
         s.mu[j] = m;
         s.inv_theta_plus_mu[j] = inv;
         s.log_nb[j] = -theta * log1p_ratio;
-        s.d_mu[j] = theta * (x[j].to_f64() - m) * inv / m * live(floor, raw, eps);
-        s.d_theta[j] = m * inv - log1p_ratio;
+        s.d_mu[j] = nb::d_mu(x[j].to_f64(), m, theta) * floor.live(&raw, eps);
     }
 }
 
-/// Adds what a positive count `x` contributes:
-/// `lgamma(x + θ) - lgamma(θ) - ln x! + x·ln(μ/(θ + μ))` to log NB and
-/// `ψ(x + θ) - ψ(θ) - x/(θ + μ)` to `d/dθ`.
+/// Completes every element: an easy one (see the module docs) gets what its positive count
+/// adds, `ln Π (θ + k)·μ/(θ + μ) - ln x!` to log NB and `Σ 1/(θ + k) - x/(θ + μ)` to `d/dθ`;
+/// every other element gets the shared formulas [`nb::log_prob`] and [`nb::d_theta`].
 #[inline(always)]
 fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
     for (j, count) in x.iter().enumerate() {
-        let count = count.to_f64();
-        if count <= 0.0 {
-            continue;
+        let (count, theta, m) = (count.to_f64(), tt.theta[j], s.mu[j]);
+        // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
+        let easy = count <= SMALL_COUNT && count.fract() == 0.0 && theta < SERIES_FROM;
+        if !easy {
+            s.log_nb[j] = nb::log_prob(count, m, theta);
+            s.d_theta[j] = nb::d_theta(count, m, theta);
+        } else {
+            // d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r), as `nb::d_theta`, with
+            // the digamma difference as its finite sum.
+            let inv = s.inv_theta_plus_mu[j];
+            let gap = if count > 0.0 {
+                let (log_ratio, digamma_diff) = rising(count, theta, m * inv);
+                s.log_nb[j] += log_ratio - ln_factorial(count);
+                digamma_diff - (count * tt.inv_theta[j]).ln_1p()
+            } else {
+                0.0
+            };
+            s.d_theta[j] = gap + nb::ln_1p_minus_ratio(count, m, theta);
         }
-        let inv = s.inv_theta_plus_mu[j];
-        let (log_ratio, digamma_diff) = rising(count, tt, j, s.mu[j] * inv);
-        s.log_nb[j] += log_ratio - ln_factorial(count);
-        s.d_theta[j] += digamma_diff - count * inv;
     }
 }
 
-/// scVI's zero inflation with `pi = sigmoid(logit)`, in place on the scratch row (branch-free):
-///
-/// ```text
-/// x = 0: log p = softplus(a) - softplus(-l),  a = log NB(0) - l,
-///        d log p/d log NB = σ(a),  d log p/d l = σ(-l) - σ(a)
-/// x > 0: log p = log NB(x) - softplus(l),  d log p/d log NB = 1,  d log p/d l = -σ(l)
-/// ```
-///
-/// The NB derivatives are multiplied by `d log p/d log NB`; `d_logits` receives
-/// `-d log p/d l · factor` (the derivative of the NLL).
+/// The zero inflation ([`zinb::inflate`], the loss's own definition) in place on the scratch
+/// row: log NB becomes log p, the NB derivatives are multiplied by `d log p/d log NB`, and
+/// `d_logits` receives `-d log p/d l · factor` (the derivative of the NLL).
 #[inline(always)]
 fn zero_inflate<E: HostFloat>(
     s: &mut Scratch,
@@ -402,79 +416,28 @@ fn zero_inflate<E: HostFloat>(
     d_logits: &mut [E],
 ) {
     for j in 0..x.len() {
-        let l = logits[j].to_f64();
-        let log_nb = s.log_nb[j];
-        let zero = x[j].to_f64() <= 0.0;
-        // softplus(±l) and σ(±l) from one exponential.
-        let el = exp_nonpositive(-l.abs());
-        let log1p_el = ln_1p_nonnegative(el);
-        let softplus_l = l.max(0.0) + log1p_el;
-        let softplus_minus_l = softplus_l - l;
-        // σ(|l|) = 1/(1 + e^-|l|), σ(-|l|) = e^-|l|/(1 + e^-|l|): one division for both.
-        let sigma_abs_l = (1.0 + el).recip();
-        let sigma_minus_abs_l = el * sigma_abs_l;
-        let (sigma_l, sigma_minus_l) = if l >= 0.0 {
-            (sigma_abs_l, sigma_minus_abs_l)
-        } else {
-            (sigma_minus_abs_l, sigma_abs_l)
-        };
-        let a = log_nb - l;
-        let ea = exp_nonpositive(-a.abs());
-        let softplus_a = a.max(0.0) + ln_1p_nonnegative(ea);
-        let sigma_abs_a = (1.0 + ea).recip();
-        let sigma_a = if a >= 0.0 {
-            sigma_abs_a
-        } else {
-            ea * sigma_abs_a
-        };
-        let (log_p, weight, d_logit) = if zero {
-            (
-                softplus_a - softplus_minus_l,
-                sigma_a,
-                sigma_minus_l - sigma_a,
-            )
-        } else {
-            (log_nb - softplus_l, 1.0, -sigma_l)
-        };
-        s.log_nb[j] = log_p;
-        s.d_mu[j] *= weight;
-        s.d_theta[j] *= weight;
-        d_logits[j] = E::from_f64(-d_logit * factor);
-    }
-}
-
-/// 1 where a floored input still carries a gradient, 0 where the clamp holds it at `eps`.
-#[inline]
-fn live(floor: Floor, raw: f64, eps: f64) -> f64 {
-    match floor {
-        Floor::Clamp if raw <= eps => 0.0,
-        _ => 1.0,
+        let inflated = zinb::inflate(x[j].to_f64() <= 0.0, s.log_nb[j], logits[j].to_f64());
+        s.log_nb[j] = inflated.log_p;
+        s.d_mu[j] *= inflated.weight;
+        s.d_theta[j] *= inflated.weight;
+        d_logits[j] = E::from_f64(-inflated.d_logit * factor);
     }
 }
 
 /// Counts up to this are handled by [`rising`]'s finite products.
 const SMALL_COUNT: f64 = 16.0;
 
-/// `(lgamma(x + θ) - lgamma(θ) + x·ln q, ψ(x + θ) - ψ(θ))` with `q = μ/(θ + μ)`. For small
-/// integer `x` (the bulk of single-cell counts) these are `ln Π (θ + k)·q` and
-/// `Σ 1/(θ + k)` over `k < x`: one logarithm instead of two `lgamma`, a `ln` and two
-/// `digamma` evaluations, accurate to a few ulps (at most 16 factors, each between ~1e-16
-/// and ~1e8 for the documented domain, so the product neither overflows nor underflows).
+/// `(ln Π (θ + k)·q, Σ 1/(θ + k))` over `k < x` for a small positive integer `x` and
+/// `θ < 8`, `q = μ/(θ + μ)`: `lgamma(x + θ) - lgamma(θ) + x·ln q` and `ψ(x + θ) - ψ(θ)`
+/// by their finite identities, accurate to a few ulps (at most 16 factors, each between
+/// ~1e-16 and ~24, so the product neither overflows nor underflows).
 #[inline(always)]
-fn rising(x: f64, tt: &ThetaRow, j: usize, q: f64) -> (f64, f64) {
-    let theta = tt.theta[j];
-    if x <= SMALL_COUNT && x.fract() == 0.0 && theta <= 1e8 {
-        let (mut product, mut reciprocals, mut k) = (1.0, 0.0, 0.0);
-        while k < x {
-            product *= (theta + k) * q;
-            reciprocals += (theta + k).recip();
-            k += 1.0;
-        }
-        (product.ln(), reciprocals)
-    } else {
-        (
-            lgamma(x + theta) - tt.lgamma[j] + x * q.ln(),
-            digamma(x + theta) - tt.digamma[j],
-        )
+fn rising(x: f64, theta: f64, q: f64) -> (f64, f64) {
+    let (mut product, mut reciprocals, mut k) = (1.0, 0.0, 0.0);
+    while k < x {
+        product *= (theta + k) * q;
+        reciprocals += (theta + k).recip();
+        k += 1.0;
     }
+    (product.ln(), reciprocals)
 }

@@ -249,3 +249,23 @@ pub(crate) fn mixture<B: Backend>(
         _ => run!(f32),
     }
 }
+
+/// A host row kernel: `[rows, L]` inputs and counts, per-row values (`scale: None`) or their
+/// scaled sum.
+pub(crate) type RowKernel<B> = fn(Tensor<B, 2>, &Tensor<B, 2>, Option<f64>) -> Tensor<B, 1>;
+
+/// `kernel` applied to `[..., L]` inputs, flattened to rows.
+pub(crate) fn on_rows<B: Backend, const D: usize>(
+    kernel: RowKernel<B>,
+    x: Tensor<B, D>,
+    counts: Tensor<B, D>,
+    scale: Option<f64>,
+) -> Tensor<B, 1> {
+    kernel(flatten_rows(x), &flatten_rows(counts), scale)
+}
+
+/// `[..., L]` as `[rows, L]`.
+fn flatten_rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 2> {
+    let dims = x.dims();
+    x.reshape([dims[..D - 1].iter().product::<usize>(), dims[D - 1]])
+}

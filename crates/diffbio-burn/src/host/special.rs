@@ -77,22 +77,6 @@ pub(crate) fn ln_factorial(x: f64) -> f64 {
     }
 }
 
-/// The digamma function `ψ(x)` for `x > 0`: the recurrence `ψ(x) = ψ(x + 1) - 1/x` up to
-/// `x >= 8`, then the asymptotic series to `x⁻¹⁴` (truncation error < 1e-16).
-#[inline]
-pub(crate) fn digamma(mut x: f64) -> f64 {
-    let mut shift = 0.0;
-    while x < 8.0 {
-        shift -= x.recip();
-        x += 1.0;
-    }
-    let r2 = (x * x).recip();
-    let tail = 1.0 / 132.0 - r2 * (691.0 / 32760.0 - r2 / 12.0);
-    let series = r2
-        * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0 - r2 * tail))));
-    shift + x.ln() - 0.5 / x - series
-}
-
 /// `eˣ` for `x <= 0` without branches or calls, so that loops over it vectorise: Cody–Waite
 /// reduction `x = n·ln 2 + r`, `|r| <= ln 2 / 2`, a degree-13 Taylor polynomial for `eʳ`
 /// (truncation < 5e-18 relative) and `2ⁿ` from the exponent bits. Within 2 ulp of `f64::exp`
@@ -137,23 +121,6 @@ pub(crate) fn ln_1p_nonnegative(x: f64) -> f64 {
     kf * LN2_HI + (two_s + (two_s * s2 * poly + (kf * LN2_LO + correction)))
 }
 
-/// `ln(1 + eˣ)`, no overflow, full relative accuracy for very negative `x`.
-#[inline]
-pub(crate) fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-/// `1 / (1 + e⁻ˣ)`, no overflow.
-#[inline]
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        (1.0 + (-x).exp()).recip()
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +140,10 @@ mod tests {
             1e6,
             1e8,
         ] {
-            let (d, want) = (digamma(x), statrs::function::gamma::digamma(x));
+            let (d, want) = (
+                crate::real::scalar_digamma(x),
+                statrs::function::gamma::digamma(x),
+            );
             assert!(
                 (d - want).abs() <= 1e-13 * want.abs().max(1.0),
                 "digamma({x}): {d} vs {want}"
@@ -229,14 +199,5 @@ mod tests {
             worst.0,
             worst.1
         );
-    }
-
-    #[test]
-    fn softplus_and_sigmoid_are_stable() {
-        assert_eq!(softplus(1000.0), 1000.0);
-        assert!((softplus(-800.0)).abs() < 1e-300);
-        assert_eq!(sigmoid(-1000.0), 0.0);
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert!((sigmoid(0.3) + sigmoid(-0.3) - 1.0).abs() < 1e-16);
     }
 }

@@ -7,7 +7,9 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 
 use super::log1p_mse::Log1pMseLoss;
 use super::multinomial::MultinomialNllLoss;
+use super::multinomial::non_empty;
 use crate::Reduction;
+use crate::dispatch::host_or;
 use crate::validate;
 
 const NAME: &str = "BpnetMixtureLoss";
@@ -145,30 +147,38 @@ impl BpnetMixtureLoss {
         reduction: Reduction,
     ) -> BpnetLosses<B, 1> {
         let n = y.dims()[0];
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            self.check(&y, &logits, &log_counts, labels.as_ref());
-            let inputs = host_inputs(y, logits, log_counts, labels);
-            let (profile, count) = crate::host::profile::mixture(inputs, |labelled| {
-                let inv_n = 1.0 / n as f64;
-                Some(match reduction {
-                    Reduction::Mean | Reduction::Auto => crate::host::profile::Scales {
-                        profile: 1.0 / labelled.max(1) as f64,
-                        count: inv_n,
-                    },
-                    Reduction::Sum => crate::host::profile::Scales {
-                        profile: 1.0,
-                        count: 1.0,
-                    },
-                    Reduction::BatchMean => crate::host::profile::Scales {
-                        profile: inv_n,
-                        count: inv_n,
-                    },
-                })
-            });
-            return self.combine(profile, count);
-        }
-        let labelled = labels.as_ref().map(|l| l.clone().float());
+        host_or!(
+            B,
+            self.fast_path && non_empty(&y),
+            {
+                self.check(&y, &logits, &log_counts, labels.as_ref());
+                let inputs = host_inputs(y, logits, log_counts, labels);
+                let (profile, count) = crate::host::profile::mixture(inputs, |labelled| {
+                    let inv_n = 1.0 / n as f64;
+                    let (profile, count) = match reduction {
+                        Reduction::Mean | Reduction::Auto => (1.0 / labelled.max(1) as f64, inv_n),
+                        Reduction::Sum => (1.0, 1.0),
+                        Reduction::BatchMean => (inv_n, inv_n),
+                    };
+                    Some(crate::host::profile::Scales { profile, count })
+                });
+                self.combine(profile, count)
+            },
+            self.reduced_generic(y, logits, log_counts, labels, reduction)
+        )
+    }
+
+    /// The generic path of [`forward_reduced`](Self::forward_reduced).
+    fn reduced_generic<B: Backend>(
+        &self,
+        y: Tensor<B, 3>,
+        logits: Tensor<B, 3>,
+        log_counts: Tensor<B, 2>,
+        labels: Option<Tensor<B, 1, Int>>,
+        reduction: Reduction,
+    ) -> BpnetLosses<B, 1> {
+        let n = y.dims()[0];
+        let labelled = labels.as_ref().map(|l| float_like(l.clone(), &log_counts));
         let per_region = self.forward_no_reduction(y, logits, log_counts, labels);
         let (profile, count) = match reduction {
             Reduction::Mean | Reduction::Auto => {
@@ -182,9 +192,10 @@ impl BpnetMixtureLoss {
                 (profile, count)
             }
             Reduction::Sum => (per_region.profile.sum(), per_region.count.sum()),
+            // Multiplications: see `reduce` (burn-autodiff's scalar division is f32).
             Reduction::BatchMean => (
-                per_region.profile.sum() / n as f64,
-                per_region.count.sum() / n as f64,
+                per_region.profile.sum() * (1.0 / n as f64),
+                per_region.count.sum() * (1.0 / n as f64),
             ),
         };
         self.combine(profile, count)
@@ -213,26 +224,45 @@ impl BpnetMixtureLoss {
     ) -> BpnetLosses<B, 1> {
         let [n, s, l] = y.dims();
         self.check(&y, &logits, &log_counts, labels.as_ref());
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let inputs = host_inputs(y, logits, log_counts, labels);
-            let (profile, count) = crate::host::profile::mixture(inputs, |_| None);
-            return self.combine(profile, count);
-        }
-        let y = y.reshape([n, s * l]);
-        let log_probs = log_softmax(logits.reshape([n, s * l]), 1);
-        let unchecked_mnll = MultinomialNllLoss {
-            validate: false,
-            fast_path: false,
-        };
-        let profile = unchecked_mnll.nll_keep_dim(log_probs, y.clone());
-        let profile = match labels {
-            Some(labels) => profile * labels.float().reshape([n, 1]),
-            None => profile,
-        };
-        let unchecked_mse = Log1pMseLoss { validate: false };
-        let count = unchecked_mse.forward_no_reduction::<B, 2, 1>(log_counts, y.sum_dim(1));
-        self.combine(profile.reshape([n]), count)
+        host_or!(
+            B,
+            self.fast_path && non_empty(&y),
+            {
+                let inputs = host_inputs(y, logits, log_counts, labels);
+                let (profile, count) = crate::host::profile::mixture(inputs, |_| None);
+                self.combine(profile, count)
+            },
+            {
+                let unchecked_mse = Log1pMseLoss { validate: false };
+                if s * l == 0 {
+                    // No positions: the profile likelihood is an empty product (NLL 0) and
+                    // every total count is 0. (Burn's `reshape` reads a 0 as "keep this
+                    // dimension", so the general case below cannot handle it.)
+                    let count = unchecked_mse.forward_no_reduction::<B, 2, 1>(
+                        log_counts.clone(),
+                        log_counts.zeros_like(),
+                    );
+                    return self.combine(count.zeros_like(), count);
+                }
+                let y = y.reshape([n, s * l]);
+                let log_probs = log_softmax(logits.reshape([n, s * l]), 1);
+                let unchecked_mnll = MultinomialNllLoss {
+                    validate: false,
+                    fast_path: false,
+                };
+                let profile = unchecked_mnll.nll_keep_dim(log_probs, y.clone());
+                let profile = match labels {
+                    Some(labels) => {
+                        let labels = float_like(labels, &log_counts);
+                        profile * labels.reshape([n, 1])
+                    }
+                    None => profile,
+                };
+                let unchecked_mse = Log1pMseLoss { validate: false };
+                let count = unchecked_mse.forward_no_reduction::<B, 2, 1>(log_counts, y.sum_dim(1));
+                self.combine(profile.reshape([n]), count)
+            }
+        )
     }
 
     /// Shape checks (always) and value checks (with `validate`).
@@ -245,6 +275,8 @@ impl BpnetMixtureLoss {
     ) {
         let [n, s, l] = y.dims();
         validate::same_shape(NAME, ("y", &[n, s, l]), ("logits", &logits.dims()));
+        validate::same_dtype(NAME, ("logits", logits), ("y", y));
+        validate::same_dtype(NAME, ("logits", logits), ("log_counts", log_counts));
         validate::expect_shape(NAME, "log_counts", &log_counts.dims(), &[n, 1], "`[n, 1]`");
         if let Some(labels) = labels {
             validate::expect_shape(NAME, "labels", &labels.dims(), &[n], "`[n]`");
@@ -269,8 +301,13 @@ impl BpnetMixtureLoss {
     }
 }
 
+/// 0/1 labels as floats of `like`'s dtype (not the device default).
+fn float_like<B: Backend>(labels: Tensor<B, 1, Int>, like: &Tensor<B, 2>) -> Tensor<B, 1> {
+    labels.float().cast(like.dtype())
+}
+
 /// The inputs flattened over strands × positions for the host kernel.
-#[cfg(feature = "ndarray")]
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 fn host_inputs<B: Backend>(
     y: Tensor<B, 3>,
     logits: Tensor<B, 3>,

@@ -4,7 +4,7 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::special::exp_minus_one_minus;
+use crate::real::{Real, exp_m1_minus};
 use crate::validate;
 
 /// `KL(N(mean, exp(logvar)) ‖ N(0, 1))`, element-wise (one value per latent dimension):
@@ -46,7 +46,19 @@ pub fn gaussian_kl<B: Backend, const D: usize>(
         ("mean", &mean.dims()),
         ("logvar", &logvar.dims()),
     );
-    (mean.square() + exp_minus_one_minus(logvar)) * 0.5
+    (mean.square() + exp_m1_minus(logvar)) * 0.5
+}
+
+/// The element-wise KL and its derivatives `(kl, [∂/∂mean, ∂/∂logvar])`, for the fused
+/// kernel: `½(mean² + [eˡᵒᵍᵛᵃʳ - 1 - logvar])`, `mean`, `½·expm1(logvar)` (the bracket plus
+/// `logvar`, so it keeps full relative accuracy near 0 too).
+#[inline(always)]
+pub(crate) fn kl_terms<R: Real>(mean: R, logvar: R) -> (R, [R; 2]) {
+    let bracket = exp_m1_minus(logvar.clone());
+    (
+        (mean.clone().square() + bracket.clone()) * 0.5,
+        [mean, (bracket + logvar) * 0.5],
+    )
 }
 
 /// Configuration for [`KlWarmup`].

@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::{check_output_rank, reduce};
 use crate::Reduction;
-use crate::special::constant;
+use crate::special::{constant, ln_1p_value};
 use crate::validate;
 
 const NAME: &str = "Log1pMseLoss";
@@ -129,10 +129,11 @@ impl Log1pMseLoss {
             ("log_pred", &log_pred.dims()),
             ("counts", &counts.dims()),
         );
+        validate::same_dtype(NAME, ("log_pred", &log_pred), ("counts", &counts));
         if self.validate {
             validate::finite(NAME, "log_pred", &log_pred);
             validate::non_negative(NAME, "counts", &counts);
         }
-        (constant(&counts).log1p() - log_pred).square()
+        (ln_1p_value(constant(&counts)) - log_pred).square()
     }
 }

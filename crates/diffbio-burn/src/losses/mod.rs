@@ -22,8 +22,10 @@ pub(crate) fn reduce<B: Backend, const D: usize>(
         Reduction::Mean | Reduction::Auto => loss.mean(),
         Reduction::Sum => loss.sum(),
         Reduction::BatchMean => {
+            // Multiply by 1/B rather than divide by B: burn-autodiff 0.21's backward of a
+            // scalar division rounds the divisor's reciprocal to f32, even on f64 tensors.
             let batch = loss.dims()[0];
-            loss.sum() / batch as f64
+            loss.sum() * (1.0 / batch as f64)
         }
     }
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::{check_output_rank, reduce, reduction_scale};
 use crate::Reduction;
+use crate::dispatch::host_or;
 use crate::special::{constant, lgamma_value};
 use crate::validate;
 
@@ -91,13 +92,16 @@ impl MultinomialNllLoss {
         reduction: Reduction,
     ) -> Tensor<B, 1> {
         self.check(&log_probs, &counts);
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
-            let kernel = crate::host::profile::multinomial_nll;
-            return on_rows(kernel, log_probs, counts, Some(scale));
-        }
-        reduce(self.nll_keep_dim(log_probs, counts), reduction)
+        host_or!(
+            B,
+            self.fast_path && non_empty(&counts),
+            {
+                let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+                let kernel = crate::host::profile::multinomial_nll;
+                crate::host::profile::on_rows(kernel, log_probs, counts, Some(scale))
+            },
+            reduce(self.nll_keep_dim(log_probs, counts), reduction)
+        )
     }
 
     /// The NLL of each row; the last dimension is removed.
@@ -117,13 +121,16 @@ impl MultinomialNllLoss {
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
         self.check(&log_probs, &counts);
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let shape = leading_shape(counts.dims());
-            let kernel = crate::host::profile::multinomial_nll;
-            return on_rows(kernel, log_probs, counts, None).reshape(shape);
-        }
-        self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
+        host_or!(
+            B,
+            self.fast_path && non_empty(&counts),
+            {
+                let shape = leading_shape(counts.dims());
+                let kernel = crate::host::profile::multinomial_nll;
+                crate::host::profile::on_rows(kernel, log_probs, counts, None).reshape(shape)
+            },
+            self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
+        )
     }
 
     /// The NLL of `counts` under `softmax(logits)` over the last dimension, reduced:
@@ -144,15 +151,15 @@ impl MultinomialNllLoss {
         reduction: Reduction,
     ) -> Tensor<B, 1> {
         self.check_named("logits", &logits, &counts);
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
-            let kernel = crate::host::profile::multinomial_nll_logits;
-            return on_rows(kernel, logits, counts, Some(scale));
-        }
-        reduce(
-            self.nll_keep_dim(log_softmax(logits, D - 1), counts),
-            reduction,
+        host_or!(
+            B,
+            self.fast_path && non_empty(&counts),
+            {
+                let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+                let kernel = crate::host::profile::multinomial_nll_logits;
+                crate::host::profile::on_rows(kernel, logits, counts, Some(scale))
+            },
+            reduce(self.nll_keep_dim(normalise(logits), counts), reduction,)
         )
     }
 
@@ -172,14 +179,17 @@ impl MultinomialNllLoss {
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
         self.check_named("logits", &logits, &counts);
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let shape = leading_shape(counts.dims());
-            let kernel = crate::host::profile::multinomial_nll_logits;
-            return on_rows(kernel, logits, counts, None).reshape(shape);
-        }
-        self.nll_keep_dim(log_softmax(logits, D - 1), counts)
-            .squeeze_dim(D - 1)
+        host_or!(
+            B,
+            self.fast_path && non_empty(&counts),
+            {
+                let shape = leading_shape(counts.dims());
+                let kernel = crate::host::profile::multinomial_nll_logits;
+                crate::host::profile::on_rows(kernel, logits, counts, None).reshape(shape)
+            },
+            self.nll_keep_dim(normalise(logits), counts)
+                .squeeze_dim(D - 1)
+        )
     }
 
     /// Shape checks (always) and value checks (with `validate`).
@@ -193,7 +203,14 @@ impl MultinomialNllLoss {
         log_probs: &Tensor<B, D>,
         counts: &Tensor<B, D>,
     ) {
+        assert!(
+            D >= 2,
+            "{NAME}: `{name}` and `counts` need rank >= 2 (rows of categories in the last \
+             dimension), got rank {D} with shape {:?}",
+            counts.dims()
+        );
         validate::same_shape(NAME, (name, &log_probs.dims()), ("counts", &counts.dims()));
+        validate::same_dtype(NAME, (name, log_probs), ("counts", counts));
         if self.validate {
             validate::finite(NAME, name, log_probs);
             validate::non_negative(NAME, "counts", counts);
@@ -214,32 +231,24 @@ impl MultinomialNllLoss {
     }
 }
 
-/// A host row kernel: `[rows, L]` inputs and counts, per-row values (`scale: None`) or their
-/// scaled sum.
-#[cfg(feature = "ndarray")]
-type RowKernel<B> = fn(Tensor<B, 2>, &Tensor<B, 2>, Option<f64>) -> Tensor<B, 1>;
-
-/// `kernel` applied to `[..., L]` inputs, flattened to rows.
-#[cfg(feature = "ndarray")]
-fn on_rows<B: Backend, const D: usize>(
-    kernel: RowKernel<B>,
-    x: Tensor<B, D>,
-    counts: Tensor<B, D>,
-    scale: Option<f64>,
-) -> Tensor<B, 1> {
-    kernel(flatten_rows(x), &flatten_rows(counts), scale)
+/// `log_softmax` over the last dimension; an empty last dimension stays empty (Burn's
+/// `log_softmax` takes the maximum over it, which panics).
+fn normalise<B: Backend, const D: usize>(logits: Tensor<B, D>) -> Tensor<B, D> {
+    if logits.dims()[D - 1] == 0 {
+        logits
+    } else {
+        log_softmax(logits, D - 1)
+    }
 }
 
-/// `[..., L]` as `[rows, L]`.
-#[cfg(feature = "ndarray")]
-fn flatten_rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 2> {
-    let dims = x.dims();
-    let width = dims[D - 1];
-    x.reshape([dims.iter().product::<usize>() / width.max(1), width])
+/// Whether a tensor has any element (the host kernels need rows of positive width; empty
+/// inputs take the generic path, whose answer is the sum over nothing).
+pub(crate) fn non_empty<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    x.shape().num_elements() > 0
 }
 
 /// The shape `[...]` of `[..., L]` (rank `D2 = D - 1`, checked by the callers).
-#[cfg(feature = "ndarray")]
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 fn leading_shape<const D: usize, const D2: usize>(dims: [usize; D]) -> [usize; D2] {
     let mut out = [0; D2];
     out.copy_from_slice(&dims[..D - 1]);

@@ -25,9 +25,11 @@
 //! ```
 //!
 //! where each logarithm of a ratio near 1 is evaluated as `log1p(difference / denominator)`
-//! with the difference formed exactly (`theta·(x - mu)` and `x - mu`). Every term is then
+//! with the difference formed exactly (`theta·(x - mu)` and `x - mu`), and `log1p` is the
+//! crate's own ([`ln_1p`](crate::special::ln_1p)), not the backend's. Every term is then
 //! bounded by the size of the result, and float32 stays within 1e-5 relative of the float64
-//! truth for `theta` and counts up to 1e5 (see `tests/nb_accuracy.rs`).
+//! truth, the derivatives within 1e-4, for `theta` up to 1e10, counts and `mu` up to 1e5 and
+//! `mu` down to 1e-6, on every path and backend (see `tests/nb_accuracy.rs`).
 //!
 //! The gradients are closed forms injected with [`with_grad`] (no taped composite):
 //!
@@ -39,6 +41,12 @@
 //! and for `theta >= 8` the `theta` derivative is rearranged the same way
 //! (`log1p(r) - r + x / (2θ(θ + x)) + Δ(digamma remainder)`, `r = (x - mu)/(theta + mu)`),
 //! which removes the cancellation of its four `O(x/theta)` terms.
+//!
+//! # One definition
+//! [`log_prob`], [`d_mu`], [`d_theta`] and the floors ([`Floor`]) are written once, generic
+//! over [`Real`](crate::real): the generic path evaluates them on tensors, the host kernel
+//! ([`host::nb`](crate::host)) on `f64` for every element it does not handle by an exact
+//! finite identity (small integer counts with `theta < 8`).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -46,10 +54,9 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::{reduce, reduction_scale};
 use crate::Reduction;
-use crate::special::{
-    DIGAMMA_SERIES_FROM, HALF_LN_2PI, constant, digamma, digamma_remainder, is_autodiff,
-    log1p_minus, stirling_remainder, with_grad,
-};
+use crate::dispatch::host_or;
+use crate::real::{Real, SERIES_FROM, digamma_remainder, horner, ln_1p_minus, stirling_remainder};
+use crate::special::{HALF_LN_2PI, constant, is_autodiff, with_grad};
 use crate::validate;
 
 const NAME: &str = "NegativeBinomialLoss";
@@ -147,30 +154,16 @@ impl NegativeBinomialLoss {
         theta: Tensor<B, T>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
-            let scale = reduction_scale(&counts.dims(), reduction);
-            return crate::host::nb::nll_reduced(self.host_inputs(counts, mu, theta), scale);
-        }
-        reduce(self.forward_no_reduction(counts, mu, theta), reduction)
-    }
-
-    #[cfg(feature = "ndarray")]
-    fn host_inputs<B: Backend>(
-        &self,
-        counts: Tensor<B, 2>,
-        mu: Tensor<B, 2>,
-        theta: Tensor<B, 2>,
-    ) -> crate::host::nb::NbInputs<B> {
-        crate::host::nb::NbInputs {
-            counts,
-            mu,
-            theta,
-            pi_logits: None,
-            eps: self.eps,
-            floor: crate::host::nb::Floor::Clamp,
-        }
+        let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
+        host_or!(
+            B,
+            self.fast_path,
+            {
+                let scale = reduction_scale(&counts.dims(), reduction);
+                crate::host::nb::nll_reduced(counts, mu, theta, None, self.eps, Floor::Clamp, scale)
+            },
+            reduce(self.nll(counts, mu, theta), reduction)
+        )
     }
 
     /// The element-wise negative log-likelihood.
@@ -193,22 +186,35 @@ impl NegativeBinomialLoss {
         theta: Tensor<B, T>,
     ) -> Tensor<B, 2> {
         let theta = check_inputs(NAME, self.validate, &counts, &mu, theta);
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            return crate::host::nb::nll(self.host_inputs(counts, mu, theta));
-        }
+        host_or!(
+            B,
+            self.fast_path,
+            crate::host::nb::nll(counts, mu, theta, None, self.eps, Floor::Clamp),
+            self.nll(counts, mu, theta)
+        )
+    }
+
+    /// The generic path of [`forward_no_reduction`](Self::forward_no_reduction), inputs
+    /// checked, `theta` as `[1 | B, G]`.
+    fn nll<B: Backend>(
+        &self,
+        counts: Tensor<B, 2>,
+        mu: Tensor<B, 2>,
+        theta: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let floor = Floor::Clamp;
         let x = constant(&counts);
-        let mu_c = constant(&mu).clamp_min(self.eps);
-        let theta_c = constant(&theta).clamp_min(self.eps);
-        let terms = nb_log_prob(x, mu_c + self.eps, theta_c);
-        let nll = terms.log_prob.neg();
+        let mu_c = floor.mu(constant(&mu), self.eps);
+        let theta_c = floor.theta(constant(&theta), self.eps).expand(x.dims());
+        let nll = log_prob(x.clone(), mu_c.clone(), theta_c.clone()).neg();
         if !is_autodiff(&mu) {
             return nll;
         }
-        let mu_live = constant(&mu).greater_elem(self.eps).float();
-        let theta_live = constant(&theta).greater_elem(self.eps).float();
-        let nll = with_grad(nll, mu, terms.d_mu.neg() * mu_live);
-        with_grad(nll, theta, terms.d_theta.neg() * theta_live)
+        let d_mu =
+            d_mu(x.clone(), mu_c.clone(), theta_c.clone()) * floor.live(&constant(&mu), self.eps);
+        let d_theta = d_theta(x, mu_c, theta_c) * floor.live(&constant(&theta), self.eps);
+        let nll = with_grad(nll, mu, d_mu.neg());
+        with_grad(nll, theta, d_theta.neg())
     }
 }
 
@@ -223,6 +229,8 @@ pub(crate) fn check_inputs<B: Backend, const T: usize>(
 ) -> Tensor<B, 2> {
     let dims = counts.dims();
     validate::same_shape(name, ("counts", &dims), ("mu", &mu.dims()));
+    validate::same_dtype(name, ("mu", mu), ("counts", counts));
+    validate::same_dtype(name, ("mu", mu), ("theta", &theta));
     let theta_dims = theta.dims();
     let theta = match theta_dims.as_slice() {
         [g] if *g == dims[1] => theta.reshape([1, dims[1]]),
@@ -242,114 +250,227 @@ pub(crate) fn check_inputs<B: Backend, const T: usize>(
     theta
 }
 
-/// The NB log-probability and its partial derivatives, all untracked.
-pub(crate) struct NbTerms<B: Backend> {
-    /// `log NB(x; mu, theta)`, `[B, G]`.
-    pub log_prob: Tensor<B, 2>,
-    /// `d log NB / d mu`.
-    pub d_mu: Tensor<B, 2>,
-    /// `d log NB / d theta`.
-    pub d_theta: Tensor<B, 2>,
+/// How `mu` and `theta` are kept away from zero: NB clamps both at `eps` (DiffBio), ZINB
+/// shifts `mu` by `eps` (scVI). Either way `mu + eps` enters the logarithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Floor {
+    /// `mu ← max(mu, eps) + eps`, `theta ← max(theta, eps)`; no gradient below the floor.
+    Clamp,
+    /// `mu ← mu + eps`, `theta` as it is.
+    Shift,
 }
 
-/// `log(num / den)` for positive `num`, `den` whose difference `diff = num - den` is known
-/// exactly: `log1p(diff / den)` near 1 (no cancellation), `log num - log den` elsewhere
-/// (no loss of the small `num / den` when the ratio is far from 1).
-fn log_ratio<B: Backend>(
-    log_num: impl FnOnce() -> Tensor<B, 2>,
-    log_den: impl FnOnce() -> Tensor<B, 2>,
-    diff: Tensor<B, 2>,
-    den: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    let rel = diff / den;
-    let near = rel.clone().abs().lower_elem(0.5);
-    (log_num() - log_den()).mask_where(near, rel.log1p())
-}
+impl Floor {
+    /// `mu` as it enters the formulas.
+    #[inline(always)]
+    pub(crate) fn mu<R: Real>(self, mu: R, eps: f64) -> R {
+        match self {
+            Self::Clamp => mu.clamp_min(eps) + eps,
+            Self::Shift => mu + eps,
+        }
+    }
 
-/// Log-probability and derivatives of NB(x; mu, theta) for untracked `x >= 0`, `mu > 0`,
-/// `theta > 0` of broadcast-compatible shapes (see the module docs for the formulas).
-pub(crate) fn nb_log_prob<B: Backend>(
-    x: Tensor<B, 2>,
-    mu: Tensor<B, 2>,
-    theta: Tensor<B, 2>,
-) -> NbTerms<B> {
-    let dims = x.dims();
-    let theta = theta.expand(dims);
-    let is_zero = x.clone().lower_equal_elem(0.0);
-    // Positive branch on x clamped away from 0 (the zero branch is selected there).
-    let xp = x.clone().mask_fill(is_zero.clone(), 1.0);
-    let x_minus_mu = xp.clone() - mu.clone();
-    let theta_plus_x = theta.clone() + xp.clone();
-    let theta_plus_mu = theta.clone() + mu.clone();
-    let log_theta = theta.clone().log();
-    let log_theta_plus_x = theta_plus_x.clone().log();
-    let log_theta_plus_mu = theta_plus_mu.clone().log();
-    let log_x = xp.clone().log();
+    /// `theta` as it enters the formulas.
+    #[inline(always)]
+    pub(crate) fn theta<R: Real>(self, theta: R, eps: f64) -> R {
+        match self {
+            Self::Clamp => theta.clamp_min(eps),
+            Self::Shift => theta,
+        }
+    }
 
-    // L1 = log[x(θ+μ) / (μ(x+θ))], num - den = θ(x - μ).
-    let l1 = log_ratio(
-        || log_x.clone() + log_theta_plus_mu.clone(),
-        || mu.clone().log() + log_theta_plus_x.clone(),
-        theta.clone() * x_minus_mu.clone(),
-        mu.clone() * theta_plus_x.clone(),
-    );
-    // L2 = log[(θ+x) / (θ+μ)], num - den = x - μ.
-    let l2 = log_ratio(
-        || log_theta_plus_x.clone(),
-        || log_theta_plus_mu.clone(),
-        x_minus_mu.clone(),
-        theta_plus_mu.clone(),
-    );
-    let d = xp.clone() * l1 - theta.clone() * l2.clone();
-    let half_log_det = (log_x + log_theta_plus_x - log_theta.clone()) * 0.5 + HALF_LN_2PI;
-    let stirling = stirling_remainder(theta_plus_x.clone())
-        - stirling_remainder(theta.clone())
-        - stirling_remainder(xp.clone());
-    let positive = d.neg() - half_log_det + stirling;
-    let at_zero = theta.clone() * (mu.clone() / theta.clone()).log1p().neg();
-    let log_prob = positive.mask_where(is_zero.clone(), at_zero);
-
-    let d_mu = theta.clone() * (x.clone() - mu.clone()) / (mu.clone() * theta_plus_mu.clone());
-    let d_theta = d_theta(x, mu, theta, is_zero, l2);
-    NbTerms {
-        log_prob,
-        d_mu,
-        d_theta,
+    /// 1 where a raw input still carries a gradient, 0 where the clamp holds it at `eps`.
+    #[inline(always)]
+    pub(crate) fn live<R: Real>(self, raw: &R, eps: f64) -> R {
+        match self {
+            Self::Clamp => raw.full_like(1.0).mask_fill(raw.le(eps), 0.0),
+            Self::Shift => raw.full_like(1.0),
+        }
     }
 }
 
-/// `d log NB / d theta`: the direct digamma form for `theta < 8`, the cancellation-free
-/// rearrangement above (module docs). `l2_positive` is `log[(θ+x)/(θ+μ)]` on the positive
-/// branch.
-fn d_theta<B: Backend>(
-    x: Tensor<B, 2>,
-    mu: Tensor<B, 2>,
-    theta: Tensor<B, 2>,
-    is_zero: Tensor<B, 2, burn::tensor::Bool>,
-    l2_positive: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    let large = theta.clone().greater_equal_elem(DIGAMMA_SERIES_FROM);
+/// `log(num / den)` for positive `num`, `den` whose difference `diff = num - den` is known
+/// exactly: `ln_1p(diff / den)` near 1 (no cancellation), `ln num - ln den` elsewhere
+/// (no loss of a small `num / den` when the ratio is far from 1).
+#[inline(always)]
+fn log_ratio<R: Real>(
+    log_num: impl FnOnce() -> R,
+    log_den: impl FnOnce() -> R,
+    diff: R,
+    den: R,
+) -> R {
+    let rel = diff / den;
+    R::select(
+        rel.clone().abs().lt(0.5),
+        || rel.clone().ln_1p(),
+        || log_num() - log_den(),
+    )
+}
 
-    // theta < 8: ψ(x+θ) - ψ(θ) - log1p(μ/θ) + (μ - x)/(θ + μ).
-    let ts = theta.clone().clamp_max(DIGAMMA_SERIES_FROM);
-    let direct =
-        digamma(x.clone() + ts.clone()) - digamma(ts.clone()) - (mu.clone() / ts.clone()).log1p()
-            + (mu.clone() - x.clone()) / (ts + mu.clone());
+/// `log NB(x; mu, theta)` for `x >= 0`, `mu > 0`, `theta > 0` (floored), in the
+/// cancellation-free Stirling form of the [module docs](self).
+#[inline(always)]
+pub(crate) fn log_prob<R: Real>(x: R, mu: R, theta: R) -> R {
+    let is_zero = x.le(0.0);
+    R::select(
+        is_zero.clone(),
+        || (theta.clone() * (mu.clone() / theta.clone()).ln_1p()).neg(),
+        || {
+            // (x clamped away from 0 where the zero branch is selected, for tensors.)
+            let x = x.clone().mask_fill(is_zero.clone(), 1.0);
+            let half_log_det =
+                (x.clone().ln() + (x.clone() / theta.clone()).ln_1p()) * 0.5 + HALF_LN_2PI;
+            let stirling = stirling_remainder(theta.clone() + x.clone())
+                - stirling_remainder(theta.clone())
+                - stirling_remainder(x.clone());
+            deviance(x, mu.clone(), theta.clone()).neg() - half_log_det + stirling
+        },
+    )
+}
 
-    // theta >= 8: log1p(r) - r + x/(2θ(θ+x)) + [c(θ+x) - c(θ)], r = (x - μ)/(θ + μ).
-    let tl = theta.clamp_min(DIGAMMA_SERIES_FROM);
-    let theta_plus_mu = tl.clone() + mu.clone();
-    let r = (x.clone() - mu.clone()) / theta_plus_mu.clone();
-    let l2 = l2_positive.mask_where(is_zero, (mu / tl.clone()).log1p().neg());
-    let far = r.clone().abs().greater_equal_elem(0.1);
-    let log1p_minus_r = log1p_minus(r.clone()).mask_where(far, l2 - r);
-    let theta_plus_x = tl.clone() + x.clone();
-    let rearranged = log1p_minus_r
-        + x / (tl.clone() * theta_plus_x.clone() * 2.0)
-        + digamma_remainder(theta_plus_x)
-        - digamma_remainder(tl);
+/// `D = x·ln[x(θ+μ)/(μ(x+θ))] - θ·ln[(θ+x)/(θ+μ)]` for `x > 0` (module docs), in one of two
+/// cancellation-free forms. With `r = (x - μ)/(θ + μ)` and `L2 = ln(1 + r)`:
+///
+/// ```text
+/// |r| >= 0.1:  D = x·L1 - θ·L2                     (each log ratio by `log_ratio`)
+/// |r| <  0.1:  D = bd0(x, μ) - (x - μ)·r - (x + θ)·[ln_1p(r) - r]
+/// ```
+///
+/// The second (exact algebra, `L1 = ln(x/μ) - L2`) keeps float32 accurate near the Poisson
+/// limit (`θ ≫ x, μ`), where `x·L1` and `θ·L2` are both about `x - μ` and cancel; `bd0` is
+/// Loader's `x·ln(x/μ) - (x - μ)`, a series where `x ≈ μ`.
+#[inline(always)]
+fn deviance<R: Real>(x: R, mu: R, theta: R) -> R {
+    let x_minus_mu = x.clone() - mu.clone();
+    let theta_plus_mu = theta.clone() + mu.clone();
+    let r = x_minus_mu.clone() / theta_plus_mu.clone();
+    R::select(
+        r.clone().abs().lt(0.1),
+        || {
+            let r = r.clone().clamp_min(-0.1).clamp_max(0.1);
+            bd0(x.clone(), mu.clone())
+                - x_minus_mu.clone() * r.clone()
+                - (x.clone() + theta.clone()) * ln_1p_minus(r)
+        },
+        || {
+            let theta_plus_x = theta.clone() + x.clone();
+            let log_theta_plus_x = theta_plus_x.clone().ln();
+            let log_theta_plus_mu = theta_plus_mu.clone().ln();
+            // L1 = log[x(θ+μ) / (μ(x+θ))], num - den = θ(x - μ).
+            let l1 = log_ratio(
+                || x.clone().ln() + log_theta_plus_mu.clone(),
+                || mu.clone().ln() + log_theta_plus_x.clone(),
+                theta.clone() * x_minus_mu.clone(),
+                mu.clone() * theta_plus_x,
+            );
+            // L2 = log[(θ+x) / (θ+μ)], num - den = x - μ.
+            let l2 = log_ratio(
+                || log_theta_plus_x.clone(),
+                || log_theta_plus_mu.clone(),
+                x_minus_mu.clone(),
+                theta_plus_mu.clone(),
+            );
+            x.clone() * l1 - theta.clone() * l2
+        },
+    )
+}
 
-    direct.mask_where(large, rearranged)
+/// `(-1)^j / ((j + 2)(j + 1))` for `j = 0..16`: `h(t)/t²` with `h(t) = (1 + t)·ln(1 + t) - t`.
+const BD0_SERIES: [f64; 16] = {
+    let mut c = [0.0; 16];
+    let mut j = 0;
+    while j < 16 {
+        let v = 1.0 / ((j + 2) * (j + 1)) as f64;
+        c[j] = if j % 2 == 0 { v } else { -v };
+        j += 1;
+    }
+    c
+};
+
+/// Loader's `bd0(x, μ) = x·ln(x/μ) - (x - μ) = μ·h((x - μ)/μ)`, `x, μ > 0`: the series of
+/// `h` for `|x/μ - 1| < 0.1` (to `t⁹` single, `t¹⁷` double), the difference elsewhere.
+#[inline(always)]
+fn bd0<R: Real>(x: R, mu: R) -> R {
+    let x_minus_mu = x.clone() - mu.clone();
+    let t = x_minus_mu.clone() / mu.clone();
+    let terms = if t.is_double() { 16 } else { 8 };
+    R::select(
+        t.clone().abs().lt(0.1),
+        || {
+            let t = t.clone().clamp_min(-0.1).clamp_max(0.1);
+            mu.clone() * t.clone().square() * horner(t, &BD0_SERIES[..terms])
+        },
+        || {
+            let log_x_over_mu = log_ratio(
+                || x.clone().ln(),
+                || mu.clone().ln(),
+                x_minus_mu.clone(),
+                mu.clone(),
+            );
+            x.clone() * log_x_over_mu - x_minus_mu.clone()
+        },
+    )
+}
+
+/// `d log NB / d mu = theta·(x - mu) / (mu·(theta + mu))`.
+#[inline(always)]
+pub(crate) fn d_mu<R: Real>(x: R, mu: R, theta: R) -> R {
+    theta.clone() * (x - mu.clone()) / (mu.clone() * (theta + mu))
+}
+
+/// `d log NB / d theta` without cancellation: writing `r = (x - mu)/(theta + mu)`,
+///
+/// ```text
+/// d/dθ = [ψ(x + θ) - ψ(θ) - ln_1p(x/θ)] + [ln_1p(r) - r]
+/// ```
+///
+/// (the textbook `ψ(x+θ) - ψ(θ) - ln_1p(μ/θ) + (μ - x)/(θ + μ)` regrouped). The second
+/// bracket is [`ln_1p_minus`], exact for small `r`; the first is 0 at `x = 0`, and for
+/// `θ >= 8` it is `x/(2θ(θ + x)) + c(θ + x) - c(θ)` with `c` the [`digamma_remainder`], so
+/// none of the four `O(x/θ)` terms of the textbook form is ever formed.
+#[inline(always)]
+pub(crate) fn d_theta<R: Real>(x: R, mu: R, theta: R) -> R {
+    digamma_gap(x.clone(), theta.clone()) + ln_1p_minus_ratio(x, mu, theta)
+}
+
+/// `ln_1p(r) - r` with `r = (x - mu)/(theta + mu)` (see [`d_theta`]): the series for small
+/// `r`; elsewhere `ln(1 + r)` as the log of the ratio `(θ + x)/(θ + μ)`, which stays accurate
+/// where `1 + r` would cancel (`θ ≪ μ`, `x = 0`).
+#[inline(always)]
+pub(crate) fn ln_1p_minus_ratio<R: Real>(x: R, mu: R, theta: R) -> R {
+    let x_minus_mu = x.clone() - mu.clone();
+    let theta_plus_mu = theta.clone() + mu;
+    let r = x_minus_mu.clone() / theta_plus_mu.clone();
+    R::select(
+        r.clone().abs().lt(0.1),
+        || ln_1p_minus(r.clone()),
+        || {
+            log_ratio(
+                || (theta.clone() + x.clone()).ln(),
+                || theta_plus_mu.clone().ln(),
+                x_minus_mu.clone(),
+                theta_plus_mu.clone(),
+            ) - r.clone()
+        },
+    )
+}
+
+/// `ψ(x + θ) - ψ(θ) - ln_1p(x/θ)` (see [`d_theta`]).
+#[inline(always)]
+pub(crate) fn digamma_gap<R: Real>(x: R, theta: R) -> R {
+    R::select(
+        theta.ge(SERIES_FROM),
+        || {
+            let t = theta.clone().clamp_min(SERIES_FROM);
+            let theta_plus_x = t.clone() + x.clone();
+            (x.clone() / t.clone()) / theta_plus_x.clone() * 0.5 + digamma_remainder(theta_plus_x)
+                - digamma_remainder(t)
+        },
+        || {
+            let t = theta.clone().clamp_max(SERIES_FROM);
+            (x.clone() + t.clone()).digamma() - t.clone().digamma() - (x.clone() / t).ln_1p()
+        },
+    )
 }
 
 #[cfg(test)]

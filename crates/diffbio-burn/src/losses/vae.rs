@@ -5,10 +5,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::kl::gaussian_kl;
+use super::kl::{gaussian_kl, kl_terms};
 use super::{reduce, reduction_scale};
 use crate::Reduction;
-use crate::special::{constant, softplus};
+use crate::dispatch::host_or;
+use crate::real::{Real, sigmoid, softplus};
+use crate::special::{constant, with_grad};
 use crate::validate;
 
 const NAME: &str = "VaeLoss";
@@ -238,24 +240,23 @@ impl VaeLoss {
         }
     }
 
-    /// Whether to use the fused host kernels (see [`host`](crate::host)).
-    fn on_host<B: Backend>(&self) -> bool {
-        #[cfg(feature = "ndarray")]
-        return self.fast_path && crate::host::on_host::<B>();
-        #[cfg(not(feature = "ndarray"))]
-        false
-    }
-
     fn recon_elements<B: Backend>(&self, x: Tensor<B, 2>, x_recon: Tensor<B, 2>) -> Tensor<B, 2> {
-        #[cfg(feature = "ndarray")]
-        if self.on_host::<B>() {
-            return crate::host::vae::recon(x, x_recon, self.reconstruction, None).elementwise();
-        }
-        let x = constant(&x);
-        match self.reconstruction {
-            Reconstruction::Mse => (x - x_recon).square(),
-            Reconstruction::Bce => softplus(x_recon.clone()) - x * x_recon,
-        }
+        host_or!(
+            B,
+            self.fast_path,
+            {
+                let kind = self.reconstruction;
+                crate::host::pointwise::map([x, x_recon], [1], None, move |[x, r]| {
+                    let (value, d) = recon_terms(kind, x, r);
+                    (value, [d])
+                })
+                .elementwise()
+            },
+            {
+                let (value, d) = recon_terms(self.reconstruction, constant(&x), constant(&x_recon));
+                with_grad(value, x_recon, d)
+            }
+        )
     }
 
     fn recon_reduced<B: Backend>(
@@ -264,20 +265,30 @@ impl VaeLoss {
         x_recon: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        #[cfg(feature = "ndarray")]
-        if self.on_host::<B>() {
-            let scale = Some(reduction_scale(&x.dims(), reduction));
-            return crate::host::vae::recon(x, x_recon, self.reconstruction, scale).total();
-        }
-        reduce(self.recon_elements(x, x_recon), reduction)
+        host_or!(
+            B,
+            self.fast_path,
+            {
+                let scale = Some(reduction_scale(&x.dims(), reduction));
+                let kind = self.reconstruction;
+                crate::host::pointwise::map([x, x_recon], [1], scale, move |[x, r]| {
+                    let (value, d) = recon_terms(kind, x, r);
+                    (value, [d])
+                })
+                .total()
+            },
+            reduce(self.recon_elements(x, x_recon), reduction)
+        )
     }
 
     fn kl_elements<B: Backend>(&self, mean: Tensor<B, 2>, logvar: Tensor<B, 2>) -> Tensor<B, 2> {
-        #[cfg(feature = "ndarray")]
-        if self.on_host::<B>() {
-            return crate::host::vae::kl(mean, logvar, None).elementwise();
-        }
-        gaussian_kl(mean, logvar)
+        host_or!(
+            B,
+            self.fast_path,
+            crate::host::pointwise::map([mean, logvar], [0, 1], None, |[m, v]| kl_terms(m, v))
+                .elementwise(),
+            gaussian_kl(mean, logvar)
+        )
     }
 
     fn kl_reduced<B: Backend>(
@@ -286,16 +297,21 @@ impl VaeLoss {
         logvar: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        #[cfg(feature = "ndarray")]
-        if self.on_host::<B>() {
-            let scale = Some(reduction_scale(&mean.dims(), reduction));
-            return crate::host::vae::kl(mean, logvar, scale).total();
-        }
-        reduce(gaussian_kl(mean, logvar), reduction)
+        host_or!(
+            B,
+            self.fast_path,
+            {
+                let scale = Some(reduction_scale(&mean.dims(), reduction));
+                crate::host::pointwise::map([mean, logvar], [0, 1], scale, |[m, v]| kl_terms(m, v))
+                    .total()
+            },
+            reduce(gaussian_kl(mean, logvar), reduction)
+        )
     }
 
     fn check_recon<B: Backend>(&self, x: &Tensor<B, 2>, x_recon: &Tensor<B, 2>) {
         validate::same_shape(NAME, ("x", &x.dims()), ("x_recon", &x_recon.dims()));
+        validate::same_dtype(NAME, ("x_recon", x_recon), ("x", x));
         if self.validate {
             match self.reconstruction {
                 Reconstruction::Mse => validate::finite(NAME, "x", x),
@@ -307,6 +323,7 @@ impl VaeLoss {
 
     fn check_latent<B: Backend>(&self, batch: usize, mean: &Tensor<B, 2>, logvar: &Tensor<B, 2>) {
         validate::same_shape(NAME, ("mean", &mean.dims()), ("logvar", &logvar.dims()));
+        validate::same_dtype(NAME, ("mean", mean), ("logvar", logvar));
         let latent_batch = mean.dims()[0];
         assert!(
             latent_batch == batch,
@@ -318,6 +335,20 @@ impl VaeLoss {
             validate::finite(NAME, "mean", mean);
             validate::finite(NAME, "logvar", logvar);
         }
+    }
+}
+
+/// The element-wise reconstruction NLL of `x_recon` against data `x` and its derivative with
+/// respect to `x_recon`: `(x - r)²`, `2(r - x)` (MSE) or, for BCE on logits,
+/// `softplus(r) - x·r`, `sigmoid(r) - x` (the exact log-sigmoid form, no overflow).
+#[inline(always)]
+pub(crate) fn recon_terms<R: Real>(kind: Reconstruction, x: R, r: R) -> (R, R) {
+    match kind {
+        Reconstruction::Mse => {
+            let diff = r - x;
+            (diff.clone().square(), diff * 2.0)
+        }
+        Reconstruction::Bce => (softplus(r.clone()) - x.clone() * r.clone(), sigmoid(r) - x),
     }
 }
 

@@ -25,13 +25,18 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::negative_binomial::{check_inputs, nb_log_prob};
+use super::negative_binomial::{Floor, check_inputs, d_mu, d_theta, log_prob};
 use super::{reduce, reduction_scale};
 use crate::Reduction;
-use crate::special::{constant, is_autodiff, softplus_value, with_grad};
+use crate::dispatch::host_or;
+use crate::real::{Real, exp_m1_minus, sigmoid, softplus};
+use crate::special::{constant, is_autodiff, with_grad};
 use crate::validate;
 
 const NAME: &str = "ZinbLoss";
+
+/// scVI's floor: `mu + eps` in the logarithms, no clamping.
+const FLOOR: Floor = Floor::Shift;
 
 /// Configuration for [`ZinbLoss`].
 #[derive(Config, Debug)]
@@ -119,36 +124,17 @@ impl ZinbLoss {
         pi_logits: Tensor<B, 2>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            let scale = reduction_scale(&counts.dims(), reduction);
-            let inputs = self.host_inputs(counts, mu, theta, pi_logits);
-            return crate::host::nb::nll_reduced(inputs, scale);
-        }
-        reduce(
-            self.forward_no_reduction(counts, mu, theta, pi_logits),
-            reduction,
-        )
-    }
-
-    /// Checks the inputs and packs them for the host kernel.
-    #[cfg(feature = "ndarray")]
-    fn host_inputs<B: Backend, const T: usize>(
-        &self,
-        counts: Tensor<B, 2>,
-        mu: Tensor<B, 2>,
-        theta: Tensor<B, T>,
-        pi_logits: Tensor<B, 2>,
-    ) -> crate::host::nb::NbInputs<B> {
         let theta = self.check(&counts, &mu, theta, &pi_logits);
-        crate::host::nb::NbInputs {
-            counts,
-            mu,
-            theta,
-            pi_logits: Some(pi_logits),
-            eps: self.eps,
-            floor: crate::host::nb::Floor::Shift,
-        }
+        host_or!(
+            B,
+            self.fast_path,
+            {
+                let scale = reduction_scale(&counts.dims(), reduction);
+                let logits = Some(pi_logits);
+                crate::host::nb::nll_reduced(counts, mu, theta, logits, self.eps, FLOOR, scale)
+            },
+            reduce(self.nll(counts, mu, theta, pi_logits), reduction)
+        )
     }
 
     /// Shape checks (always) and value checks (with `validate`); `theta` as `[1|B, G]`.
@@ -165,6 +151,7 @@ impl ZinbLoss {
             ("counts", &counts.dims()),
             ("pi_logits", &pi_logits.dims()),
         );
+        validate::same_dtype(NAME, ("mu", mu), ("pi_logits", pi_logits));
         if self.validate {
             validate::finite(NAME, "pi_logits", pi_logits);
         }
@@ -191,37 +178,95 @@ impl ZinbLoss {
         theta: Tensor<B, T>,
         pi_logits: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        #[cfg(feature = "ndarray")]
-        if self.fast_path && crate::host::on_host::<B>() {
-            return crate::host::nb::nll(self.host_inputs(counts, mu, theta, pi_logits));
-        }
         let theta = self.check(&counts, &mu, theta, &pi_logits);
+        host_or!(
+            B,
+            self.fast_path,
+            crate::host::nb::nll(counts, mu, theta, Some(pi_logits), self.eps, FLOOR),
+            self.nll(counts, mu, theta, pi_logits)
+        )
+    }
+
+    /// The generic path of [`forward_no_reduction`](Self::forward_no_reduction), inputs
+    /// checked, `theta` as `[1 | B, G]`.
+    fn nll<B: Backend>(
+        &self,
+        counts: Tensor<B, 2>,
+        mu: Tensor<B, 2>,
+        theta: Tensor<B, 2>,
+        pi_logits: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let floor = Floor::Shift;
         let x = constant(&counts);
         let logits = constant(&pi_logits);
-        let is_zero = x.clone().lower_equal_elem(0.0);
-        let nb = nb_log_prob(x, constant(&mu) + self.eps, constant(&theta));
-
-        // Zero branch: softplus(a) - softplus(-l), a = -l + log NB(0).
-        let a = nb.log_prob.clone() - logits.clone();
-        let log_p_zero = softplus_value(a.clone()) - softplus_value(logits.clone().neg());
-        // Positive branch: -softplus(l) + log NB(x).
-        let log_p_pos = nb.log_prob - softplus_value(logits.clone());
-        let nll = log_p_pos.mask_where(is_zero.clone(), log_p_zero).neg();
+        let mu_c = floor.mu(constant(&mu), self.eps);
+        let theta_c = floor.theta(constant(&theta), self.eps).expand(x.dims());
+        let log_nb = log_prob(x.clone(), mu_c.clone(), theta_c.clone());
+        let inflated = inflate(x.clone().le(0.0), log_nb, logits);
+        let nll = inflated.log_p.neg();
         if !is_autodiff(&mu) {
             return nll;
         }
-
-        let sigmoid = |t: Tensor<B, 2>| softplus_value(t.neg()).neg().exp();
-        // d log p / d log NB: sigmoid(a) at zero counts, 1 elsewhere.
-        let weight = sigmoid(a.clone()).mask_where(is_zero.clone().bool_not(), a.ones_like());
-        // d log p / d l: sigmoid(-l) - sigmoid(a) at zero counts, -sigmoid(l) elsewhere.
-        let d_logits = sigmoid(logits.clone().neg()) - sigmoid(a);
-        let d_logits = sigmoid(logits).neg().mask_where(is_zero, d_logits);
-
-        let nll = with_grad(nll, mu, (nb.d_mu * weight.clone()).neg());
-        let nll = with_grad(nll, theta, (nb.d_theta * weight).neg());
-        with_grad(nll, pi_logits, d_logits.neg())
+        let weight = inflated.weight;
+        let d_mu = d_mu(x.clone(), mu_c.clone(), theta_c.clone()) * weight.clone();
+        let d_theta = d_theta(x, mu_c, theta_c) * weight;
+        let nll = with_grad(nll, mu, d_mu.neg());
+        let nll = with_grad(nll, theta, d_theta.neg());
+        with_grad(nll, pi_logits, inflated.d_logit.neg())
     }
+}
+
+/// `log p` of the zero-inflated count and its derivatives with respect to `log NB` and the
+/// logit.
+pub(crate) struct Inflated<R> {
+    /// `log p(x)`.
+    pub log_p: R,
+    /// `d log p / d log NB`.
+    pub weight: R,
+    /// `d log p / d l`.
+    pub d_logit: R,
+}
+
+/// scVI's zero inflation with `pi = sigmoid(l)`, `L = log NB`:
+///
+/// ```text
+/// x > 0: log p = L - softplus(l),      d log p/dL = 1,        d log p/dl = -σ(l)
+/// x = 0: log p = ln(π + (1 - π)·e^L) = ln_1p(z),   z = σ(-l)·expm1(L) ∈ [-1, 0]
+///        d log p/dL = σ(L - l),   d log p/dl = -σ(l)·z / p
+/// ```
+///
+/// At `x = 0` the forms without cancellation are used: `ln_1p(z)` while `p > 1/2` (where
+/// scVI's `softplus(L - l) - softplus(-l)` subtracts two numbers near `|l|` to get one near
+/// 0, losing everything in float32 for `μ ≈ 1e-6`), that softplus difference elsewhere;
+/// `expm1(L)` by [`exp_m1_minus`]; `d log p/dl` as a product instead of scVI's
+/// `σ(-l) - σ(L - l)`.
+#[inline(always)]
+pub(crate) fn inflate<R: Real>(is_zero: R::Mask, log_nb: R, l: R) -> Inflated<R> {
+    let at_zero = || {
+        let a = log_nb.clone() - l.clone();
+        let expm1 = exp_m1_minus(log_nb.clone()) + log_nb.clone();
+        let z = sigmoid(l.clone().neg()) * expm1;
+        let log_p = R::select(
+            z.gt(-0.5),
+            || z.clone().ln_1p(),
+            || softplus(a.clone()) - softplus(l.clone().neg()),
+        );
+        Inflated {
+            d_logit: (sigmoid(l.clone()) * z).neg() / log_p.clone().exp(),
+            weight: sigmoid(a),
+            log_p,
+        }
+    };
+    let positive = || Inflated {
+        log_p: log_nb.clone() - softplus(l.clone()),
+        weight: l.full_like(1.0),
+        d_logit: sigmoid(l.clone()).neg(),
+    };
+    R::branch(is_zero, at_zero, positive, |mask, z, p| Inflated {
+        log_p: R::select(mask.clone(), || z.log_p, || p.log_p),
+        weight: R::select(mask.clone(), || z.weight, || p.weight),
+        d_logit: R::select(mask, || z.d_logit, || p.d_logit),
+    })
 }
 
 #[cfg(test)]
