@@ -752,7 +752,9 @@ fn compare_vec(what: &str, a: &[f64], e: &[f64], tol: Tol, worst: &mut Worst) ->
             }
         }
         let finite_match = x == y || (x.is_nan() && y.is_nan());
-        if !finite_match && !(err <= tol.rtol * y.abs() + tol.atol * scale) {
+        // False for a NaN error: a NaN on one side only fails.
+        let within = err <= tol.rtol * y.abs() + tol.atol * scale;
+        if !finite_match && !within {
             bad.push(i);
         }
     }
