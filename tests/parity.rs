@@ -197,6 +197,53 @@ fn harness_rejects_malformed_fixtures() {
             }),
         ),
         (
+            "missing grads",
+            Box::new(|f| {
+                f.grads = None;
+            }),
+        ),
+        (
+            "grads.of other than the schema's",
+            Box::new(|f| f.grads.as_mut().unwrap().of = "nll".into()),
+        ),
+        (
+            "grads.wrt missing an input the schema lists",
+            Box::new(|f| {
+                f.grads.as_mut().unwrap().wrt.remove("theta");
+            }),
+        ),
+        (
+            "grads.wrt of an input the schema does not list",
+            Box::new(|f| {
+                let g = f.grads.as_mut().unwrap();
+                let extra = g.wrt["mu"].clone();
+                g.wrt.insert("counts".into(), extra);
+            }),
+        ),
+        (
+            "missing output",
+            Box::new(|f| {
+                f.outputs.remove("nll");
+            }),
+        ),
+        (
+            "rtol above the schema's ceiling",
+            Box::new(|f| f.tolerance.rtol = 1e-2),
+        ),
+        ("empty reference", Box::new(|f| f.reference = " ".into())),
+        (
+            "output shape transposed",
+            Box::new(|f| f.outputs.get_mut("nll").unwrap().shape = vec![4, 3]),
+        ),
+        (
+            "output shape flattened",
+            Box::new(|f| f.outputs.get_mut("nll").unwrap().shape = vec![12]),
+        ),
+        (
+            "scalar output with rank 2",
+            Box::new(|f| f.outputs.get_mut("loss").unwrap().shape = vec![1, 1]),
+        ),
+        (
             "non-integer i64 input",
             Box::new(|f| {
                 let inp = f.inputs.get_mut("counts").unwrap();
@@ -215,6 +262,7 @@ fn harness_rejects_malformed_fixtures() {
             }),
         ),
     ];
+    assert!(run_self(&base).is_ok(), "the unmutated template must pass");
     for (what, mutate) in mutations {
         let mut fx = base.clone();
         mutate(&mut fx);
@@ -227,6 +275,84 @@ fn harness_rejects_malformed_fixtures() {
     fx.config.insert("eps".into(), Value::from(-1.0));
     let err = run_self(&fx).unwrap_err();
     assert!(err.starts_with("panicked: "), "{err}");
+}
+
+/// Writes `value` as `<name>.json` in a fresh temporary directory and loads it.
+fn load_json(name: &str, value: &Value) -> (std::path::PathBuf, Result<Fixture, String>) {
+    let dir = std::env::temp_dir().join(format!("parity-keys-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string(value).unwrap()).unwrap();
+    let loaded = load(&path).fixture;
+    std::fs::remove_dir_all(&dir).unwrap();
+    (path, loaded)
+}
+
+/// An unknown key anywhere in a fixture is a load error naming the file and the key; the
+/// schema's optional keys load.
+#[test]
+fn harness_rejects_unknown_keys() {
+    let text = std::fs::read_to_string(default_fixture_dir().join("nb_basic_3x4.json")).unwrap();
+    let base: Value = serde_json::from_str(&text).unwrap();
+    type Edit = (&'static str, &'static str, fn(&mut Value));
+    let edits: Vec<Edit> = vec![
+        ("top_level", "tolerances", |v| {
+            v["tolerances"] = Value::from(1e-3);
+        }),
+        ("input", "units", |v| {
+            v["inputs"]["mu"]["units"] = Value::from("counts");
+        }),
+        ("output", "dtype", |v| {
+            v["outputs"]["nll"]["dtype"] = Value::from("f64");
+        }),
+        ("grads", "wrt_all", |v| {
+            v["grads"]["wrt_all"] = Value::from(true);
+        }),
+        ("grads_wrt", "scale", |v| {
+            v["grads"]["wrt"]["mu"]["scale"] = Value::from(2.0);
+        }),
+        ("tolerance", "rtol_grad", |v| {
+            v["tolerance"]["rtol_grad"] = Value::from(1e-3);
+        }),
+    ];
+    for (what, key, edit) in edits {
+        let mut v = base.clone();
+        edit(&mut v);
+        let (path, loaded) = load_json(what, &v);
+        let err = loaded.expect_err(&format!("{what}: unknown key {key:?} was accepted"));
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(key),
+            "{what}: the error must name the file and the key: {err}"
+        );
+        println!("{what}: {err}");
+    }
+    // Optional keys of the schema load; a missing required one does not.
+    let mut v = base.clone();
+    v["note"] = Value::from("delicate");
+    let (_, loaded) = load_json("note", &v);
+    assert!(run_self(&loaded.unwrap()).is_ok());
+    let mut v = base.clone();
+    v.as_object_mut().unwrap().remove("reference");
+    let (_, loaded) = load_json("no_reference", &v);
+    assert!(loaded.unwrap_err().contains("reference"));
+    // A missing `grads` section loads but fails the case, naming what the schema requires.
+    let mut v = base;
+    v.as_object_mut().unwrap().remove("grads");
+    let (_, loaded) = load_json("no_grads", &v);
+    let err = run_self(&loaded.unwrap()).unwrap_err();
+    assert!(err.contains("missing \"grads\""), "{err}");
+}
+
+/// Output shapes are compared, with Burn's `[1]` standing for a fixture scalar `[]`.
+#[test]
+fn output_shapes_are_compared() {
+    assert!(shape_matches(&[], &[1]));
+    assert!(shape_matches(&[3, 4], &[3, 4]));
+    assert!(!shape_matches(&[3, 4], &[4, 3]));
+    assert!(!shape_matches(&[12], &[3, 4]));
+    assert!(!shape_matches(&[1], &[]));
+    assert!(!shape_matches(&[], &[1, 1]));
+    assert!(!shape_matches(&[3], &[3, 1]));
 }
 
 #[test]

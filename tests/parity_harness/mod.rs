@@ -6,8 +6,18 @@
 //! a missing or fixture-less directory is an error) is run through the public API: the outputs
 //! named in the fixture and the gradients of the sum of output `grads.of` with respect to each
 //! `grads.wrt` input are compared element-wise as `|a - e| <= atol + rtol·|e|` with the
-//! fixture's tolerance (default rtol 1e-4, atol 1e-5). The schema is described in
+//! fixture's tolerance (default rtol 1e-4, atol 1e-5), or a tighter one for float64 runs
+//! ([`Tolerances::Tightened`], see `parity_f64.rs`). The schema is described in
 //! `shared/reference/README.md`.
+//!
+//! The harness is strict, so that a fixture can never pass while part of it is ignored:
+//! * unknown keys anywhere (top level, inputs, outputs, `grads`, `tolerance`) fail the load,
+//!   naming the file and the key; `config` keys, input and output names are checked per
+//!   function ([`spec`]);
+//! * every output and the `grads` section the schema lists for the function are required
+//!   (`grads.of` and the exact `grads.wrt` set), dtypes must match the schema, and `rtol` may
+//!   not exceed the schema's 1e-3;
+//! * output shapes are compared as well as values (a fixture scalar `[]` matches Burn's `[1]`).
 //!
 //! One line is printed per case (`PASS <case>  max_abs_err=.. max_rel_err=..  (<backend>)` or
 //! `FAIL <case>: <reason>  (<backend>)`; run with `-- --nocapture` to see them) and the test
@@ -41,15 +51,26 @@ use diffbio_burn::losses::zinb::ZinbLossConfig;
 pub(crate) const FIXTURES_ENV: &str = "DIFFBIO_BURN_FIXTURES";
 pub(crate) const DEFAULT_RTOL: f64 = 1e-4;
 pub(crate) const DEFAULT_ATOL: f64 = 1e-5;
+/// The schema's ceiling on a fixture's `rtol`.
+pub(crate) const MAX_RTOL: f64 = 1e-3;
 
 // ---------------------------------------------------------------------------------------------
 // Schema
 // ---------------------------------------------------------------------------------------------
 
+/// A fixture file. Every struct of the schema rejects unknown keys (`deny_unknown_fields`): a
+/// misspelt or unsupported key is a load error naming the file and the key, never silently
+/// ignored.
 #[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Fixture {
     pub(crate) case: String,
     pub(crate) function: String,
+    /// Library, version, call and dtype of the reference (free text, required).
+    pub(crate) reference: String,
+    /// Why the tolerance differs from the default, or what is delicate (free text).
+    #[serde(default)]
+    pub(crate) note: Option<String>,
     #[serde(default)]
     pub(crate) config: serde_json::Map<String, Value>,
     pub(crate) inputs: BTreeMap<String, InputArray>,
@@ -62,6 +83,7 @@ pub(crate) struct Fixture {
 
 /// An input: `data` is kept as JSON numbers so that `i64` inputs are read exactly.
 #[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct InputArray {
     pub(crate) shape: Vec<usize>,
     pub(crate) dtype: String,
@@ -69,18 +91,21 @@ pub(crate) struct InputArray {
 }
 
 #[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Array {
     pub(crate) shape: Vec<usize>,
     pub(crate) data: Vec<f64>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Grads {
     pub(crate) of: String,
     pub(crate) wrt: BTreeMap<String, Array>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Tolerance {
     #[serde(default = "default_rtol")]
     pub(crate) rtol: f64,
@@ -114,55 +139,93 @@ pub(crate) enum Impl {
     Generic,
 }
 
-/// Names a function accepts: the harness rejects anything else, so that a fixture can never
-/// pass while part of it is silently ignored.
+/// Names a function accepts (the schema's table in `shared/reference/README.md`): the harness
+/// rejects anything else, and requires every output and gradient the schema lists, so that a
+/// fixture can never pass while part of it is silently ignored or missing.
 pub(crate) struct Spec {
     pub(crate) required: &'static [&'static str],
     pub(crate) optional: &'static [&'static str],
+    /// Inputs of dtype `i64` (all others are `f64`).
+    pub(crate) ints: &'static [&'static str],
+    /// Every output (all required).
     pub(crate) outputs: &'static [&'static str],
     pub(crate) config: &'static [&'static str],
+    /// `grads.of`.
+    pub(crate) grads_of: &'static str,
+    /// `grads.wrt`: exactly these inputs.
+    pub(crate) grads_wrt: &'static [&'static str],
 }
 
 pub(crate) fn spec(function: &str) -> Option<Spec> {
-    let s = |required, optional, outputs, config| Spec {
-        required,
-        optional,
-        outputs,
-        config,
-    };
     Some(match function {
-        "negative_binomial" => s(&["counts", "mu", "theta"], &[], &["loss", "nll"], &["eps"]),
-        "zinb" => s(
-            &["counts", "mu", "theta", "pi_logits"],
-            &[],
-            &["loss", "nll"],
-            &["eps"],
-        ),
-        "vae_elbo" => s(
-            &["x", "x_recon", "mean", "logvar"],
-            &[],
-            &["loss", "recon", "kl"],
-            &["kl_weight", "reconstruction"],
-        ),
-        "hmm" => s(
-            &[
+        "negative_binomial" => Spec {
+            required: &["counts", "mu", "theta"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss", "nll"],
+            config: &["eps"],
+            grads_of: "loss",
+            grads_wrt: &["mu", "theta"],
+        },
+        "zinb" => Spec {
+            required: &["counts", "mu", "theta", "pi_logits"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss", "nll"],
+            config: &["eps"],
+            grads_of: "loss",
+            grads_wrt: &["mu", "theta", "pi_logits"],
+        },
+        "vae_elbo" => Spec {
+            required: &["x", "x_recon", "mean", "logvar"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss", "recon", "kl"],
+            config: &["kl_weight", "reconstruction"],
+            grads_of: "loss",
+            grads_wrt: &["x_recon", "mean", "logvar"],
+        },
+        "hmm" => Spec {
+            required: &[
                 "log_initial",
                 "log_transitions",
                 "log_emissions",
                 "observations",
             ],
-            &["lengths"],
-            &["loss", "log_likelihood"],
-            &[],
-        ),
-        "multinomial_nll" => s(&["logps", "counts"], &[], &["nll"], &[]),
-        "bpnet_mixture" => s(
-            &["y", "logits", "logcounts"],
-            &["labels"],
-            &["profile", "count", "total"],
-            &["count_loss_weight"],
-        ),
-        "log1p_mse" => s(&["log_pred", "counts"], &[], &["loss"], &[]),
+            optional: &["lengths"],
+            ints: &["observations", "lengths"],
+            outputs: &["loss", "log_likelihood"],
+            config: &[],
+            grads_of: "loss",
+            grads_wrt: &["log_initial", "log_transitions", "log_emissions"],
+        },
+        "multinomial_nll" => Spec {
+            required: &["logps", "counts"],
+            optional: &[],
+            ints: &[],
+            outputs: &["nll"],
+            config: &[],
+            grads_of: "nll",
+            grads_wrt: &["logps"],
+        },
+        "bpnet_mixture" => Spec {
+            required: &["y", "logits", "logcounts"],
+            optional: &["labels"],
+            ints: &["labels"],
+            outputs: &["profile", "count", "total"],
+            config: &["count_loss_weight"],
+            grads_of: "total",
+            grads_wrt: &["logits", "logcounts"],
+        },
+        "log1p_mse" => Spec {
+            required: &["log_pred", "counts"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss"],
+            config: &[],
+            grads_of: "loss",
+            grads_wrt: &["log_pred"],
+        },
         _ => return None,
     })
 }
@@ -282,10 +345,30 @@ pub(crate) fn check_fixture(fx: &Fixture) -> Result<Spec, String> {
         }
         if input.dtype != "f64" && input.dtype != "i64" {
             errors.push(format!("input {name:?}: unknown dtype {:?}", input.dtype));
+        } else {
+            let want = if spec.ints.contains(&name.as_str()) {
+                "i64"
+            } else {
+                "f64"
+            };
+            if input.dtype != want {
+                errors.push(format!(
+                    "input {name:?}: dtype {:?}, the schema has {want:?}",
+                    input.dtype
+                ));
+            }
         }
     }
     if fx.outputs.is_empty() {
         errors.push("no outputs".to_string());
+    }
+    for name in spec.outputs {
+        if !fx.outputs.contains_key(*name) {
+            errors.push(format!("missing output {name:?}"));
+        }
+    }
+    if fx.reference.trim().is_empty() {
+        errors.push("empty \"reference\"".to_string());
     }
     for (name, output) in &fx.outputs {
         if !spec.outputs.contains(&name.as_str()) {
@@ -302,6 +385,33 @@ pub(crate) fn check_fixture(fx: &Fixture) -> Result<Spec, String> {
     for key in fx.config.keys() {
         if !spec.config.contains(&key.as_str()) {
             errors.push(format!("unknown config key {key:?} for {}", fx.function));
+        }
+    }
+    match &fx.grads {
+        None => errors.push(format!(
+            "missing \"grads\" (the schema requires the gradient of {:?} with respect to {:?})",
+            spec.grads_of, spec.grads_wrt
+        )),
+        Some(grads) => {
+            if grads.of != spec.grads_of {
+                errors.push(format!(
+                    "grads.of {:?}: the schema has {:?} for {}",
+                    grads.of, spec.grads_of, fx.function
+                ));
+            }
+            for name in spec.grads_wrt {
+                if !grads.wrt.contains_key(*name) {
+                    errors.push(format!("missing grads.wrt {name:?}"));
+                }
+            }
+            for name in grads.wrt.keys() {
+                if fx.inputs.contains_key(name) && !spec.grads_wrt.contains(&name.as_str()) {
+                    errors.push(format!(
+                        "grads.wrt {name:?}: not a gradient the schema lists for {} ({:?})",
+                        fx.function, spec.grads_wrt
+                    ));
+                }
+            }
         }
     }
     if let Some(grads) = &fx.grads {
@@ -332,6 +442,12 @@ pub(crate) fn check_fixture(fx: &Fixture) -> Result<Spec, String> {
     let tol = fx.tolerance;
     if !(tol.rtol >= 0.0 && tol.atol >= 0.0) {
         errors.push(format!("invalid tolerance {tol:?}"));
+    }
+    if tol.rtol > MAX_RTOL {
+        errors.push(format!(
+            "tolerance rtol {:e} is above the schema's ceiling {MAX_RTOL:e}",
+            tol.rtol
+        ));
     }
     if errors.is_empty() {
         Ok(spec)
@@ -431,9 +547,17 @@ pub(crate) fn dims<const D: usize>(name: &str, shape: &[usize]) -> Result<[usize
         .map_err(|_| format!("input {name:?}: shape {shape:?} has rank other than {D}"))
 }
 
-pub(crate) fn flat<B: AutodiffBackend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, 1> {
-    let n = t.shape().num_elements();
-    t.reshape([n])
+/// An output flattened to 1-D, with the shape the API returned.
+pub(crate) fn flat<B: AutodiffBackend, const D: usize>(t: Tensor<B, D>) -> Output<B> {
+    let shape = t.dims().to_vec();
+    let n: usize = shape.iter().product();
+    (t.reshape([n]), shape)
+}
+
+/// Whether an output of shape `actual` matches the fixture's `expected` shape: equal, or a
+/// fixture scalar (`[]`) against Burn's scalar convention (`[1]`: Burn has no rank-0 tensors).
+pub(crate) fn shape_matches(expected: &[usize], actual: &[usize]) -> bool {
+    expected == actual || (expected.is_empty() && actual == [1])
 }
 
 /// Runs `$body` with `const $d: usize` set to the runtime rank `$rank` (1 to 5).
@@ -493,7 +617,9 @@ pub(crate) fn config_str<'a>(fx: &'a Fixture, key: &str) -> Result<Option<&'a st
 // Functions: each returns every output it can produce, flattened to 1-D
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) type Outputs<B> = BTreeMap<&'static str, Tensor<B, 1>>;
+/// An output's values (flattened) and the shape the API returned.
+pub(crate) type Output<B> = (Tensor<B, 1>, Vec<usize>);
+pub(crate) type Outputs<B> = BTreeMap<&'static str, Output<B>>;
 
 pub(crate) fn compute<B: AutodiffBackend>(
     fx: &Fixture,
@@ -528,7 +654,7 @@ pub(crate) fn negative_binomial<B: AutodiffBackend>(
         let theta = inp.float::<T>("theta")?;
         let mean = loss.forward(counts.clone(), mu.clone(), theta.clone(), Reduction::Mean);
         let nll = loss.forward_no_reduction(counts, mu, theta);
-        Ok(Outputs::from([("loss", mean), ("nll", flat(nll))]))
+        Ok(Outputs::from([("loss", flat(mean)), ("nll", flat(nll))]))
     })
 }
 
@@ -555,7 +681,7 @@ pub(crate) fn zinb<B: AutodiffBackend>(
             Reduction::Mean,
         );
         let nll = loss.forward_no_reduction(counts, mu, theta, pi_logits);
-        Ok(Outputs::from([("loss", mean), ("nll", flat(nll))]))
+        Ok(Outputs::from([("loss", flat(mean)), ("nll", flat(nll))]))
     })
 }
 
@@ -586,9 +712,9 @@ pub(crate) fn vae_elbo<B: AutodiffBackend>(
         Reduction::Mean,
     );
     Ok(Outputs::from([
-        ("loss", elbo.loss),
-        ("recon", elbo.recon),
-        ("kl", elbo.kl),
+        ("loss", flat(elbo.loss)),
+        ("recon", flat(elbo.recon)),
+        ("kl", flat(elbo.kl)),
     ]))
 }
 
@@ -608,8 +734,8 @@ pub(crate) fn hmm<B: AutodiffBackend>(inp: &Inputs<B>, path: Impl) -> Result<Out
     let loss = model.forward(observations.clone(), lengths.clone(), Reduction::Mean);
     let log_likelihood = model.log_likelihood(observations, lengths);
     Ok(Outputs::from([
-        ("loss", loss),
-        ("log_likelihood", log_likelihood),
+        ("loss", flat(loss)),
+        ("log_likelihood", flat(log_likelihood)),
     ]))
 }
 
@@ -645,9 +771,9 @@ pub(crate) fn bpnet_mixture<B: AutodiffBackend>(
         inp.int_opt::<1>("labels")?,
     );
     Ok(Outputs::from([
-        ("profile", parts.profile),
-        ("count", parts.count),
-        ("total", parts.total),
+        ("profile", flat(parts.profile)),
+        ("count", flat(parts.count)),
+        ("total", flat(parts.total)),
     ]))
 }
 
@@ -671,17 +797,52 @@ pub(crate) fn merge(total: &mut CloseReport, r: CloseReport) {
     total.max_rel_err = total.max_rel_err.max(r.max_rel_err);
 }
 
-/// Runs one fixture; `Ok` with the worst errors over all outputs and gradients, or `Err`
-/// listing every mismatch.
+/// The tolerance a run compares with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tolerances {
+    /// The fixture's own (written for float32 consumers).
+    Fixture,
+    /// A float64 run: per fixture and path, an `rtol`/`atol` that replaces the fixture's if
+    /// tighter (never looser).
+    Tightened(fn(&Fixture, Impl) -> Tolerance),
+}
+
+impl Tolerances {
+    pub(crate) fn for_case(self, fx: &Fixture, path: Impl) -> Tolerance {
+        match self {
+            Tolerances::Fixture => fx.tolerance,
+            Tolerances::Tightened(f) => {
+                let t = f(fx, path);
+                Tolerance {
+                    rtol: t.rtol.min(fx.tolerance.rtol),
+                    atol: t.atol.min(fx.tolerance.atol),
+                }
+            }
+        }
+    }
+}
+
+/// Runs one fixture with its own tolerance, see [`run_case_with`].
 pub(crate) fn run_case<B: AutodiffBackend>(
     fx: &Fixture,
     device: &B::Device,
     path: Impl,
 ) -> Result<CloseReport, String> {
+    run_case_with::<B>(fx, device, path, Tolerances::Fixture)
+}
+
+/// Runs one fixture; `Ok` with the worst errors over all outputs and gradients, or `Err`
+/// listing every mismatch (values, and output shapes: see [`shape_matches`]).
+pub(crate) fn run_case_with<B: AutodiffBackend>(
+    fx: &Fixture,
+    device: &B::Device,
+    path: Impl,
+    tolerances: Tolerances,
+) -> Result<CloseReport, String> {
     check_fixture(fx)?;
     let inputs = Inputs::<B>::new(fx, device)?;
     let outputs = compute(fx, &inputs, path)?;
-    let tol = fx.tolerance;
+    let tol = tolerances.for_case(fx, path);
     let mut report = CloseReport::default();
     let mut errors = Vec::new();
     let mut check = |what: String, actual: Option<Vec<f64>>, expected: &Array| {
@@ -697,12 +858,21 @@ pub(crate) fn run_case<B: AutodiffBackend>(
             )),
         }
     };
+    let mut shape_errors = Vec::new();
     for (name, expected) in &fx.outputs {
-        let actual = outputs.get(name.as_str()).map(|t| to_f64(t.clone()));
+        let actual = outputs.get(name.as_str()).map(|(t, shape)| {
+            if !shape_matches(&expected.shape, shape) {
+                shape_errors.push(format!(
+                    "output {name}: shape {shape:?}, expected {:?}",
+                    expected.shape
+                ));
+            }
+            to_f64(t.clone())
+        });
         check(format!("output {name}"), actual, expected);
     }
     if let Some(grads) = &fx.grads {
-        let of = outputs
+        let (of, _) = outputs
             .get(grads.of.as_str())
             .ok_or_else(|| format!("grads.of {:?} not produced", grads.of))?;
         let gradients = of.clone().sum().backward();
@@ -716,6 +886,7 @@ pub(crate) fn run_case<B: AutodiffBackend>(
             check(format!("d{}/d{name}", grads.of), Some(actual), expected);
         }
     }
+    errors.extend(shape_errors);
     if errors.is_empty() {
         Ok(report)
     } else {
@@ -739,8 +910,20 @@ pub(crate) fn run_case_caught<B: AutodiffBackend>(
     device: &B::Device,
     path: Impl,
 ) -> Result<CloseReport, String> {
-    catch_unwind(AssertUnwindSafe(|| run_case::<B>(fx, device, path)))
-        .unwrap_or_else(|payload| Err(format!("panicked: {}", panic_message(&*payload))))
+    run_case_caught_with::<B>(fx, device, path, Tolerances::Fixture)
+}
+
+/// [`run_case_with`] under `catch_unwind`: a panic becomes an `Err` with its message.
+pub(crate) fn run_case_caught_with<B: AutodiffBackend>(
+    fx: &Fixture,
+    device: &B::Device,
+    path: Impl,
+    tolerances: Tolerances,
+) -> Result<CloseReport, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        run_case_with::<B>(fx, device, path, tolerances)
+    }))
+    .unwrap_or_else(|payload| Err(format!("panicked: {}", panic_message(&*payload))))
 }
 
 /// Runs every case on backend `B`, printing one line per case; returns the failures.
@@ -748,12 +931,13 @@ pub(crate) fn run_all<B: AutodiffBackend>(
     label: &str,
     cases: &[LoadedCase],
     path: Impl,
+    tolerances: Tolerances,
 ) -> Vec<String> {
     let device = B::Device::default();
     let mut failures = Vec::new();
     for case in cases {
         let result = match &case.fixture {
-            Ok(fx) => run_case_caught::<B>(fx, &device, path),
+            Ok(fx) => run_case_caught_with::<B>(fx, &device, path, tolerances),
             Err(e) => Err(e.clone()),
         };
         match result {
@@ -772,12 +956,18 @@ pub(crate) fn run_all<B: AutodiffBackend>(
     failures
 }
 
-/// The parity test on backend `B`: panics listing the failing cases.
+/// The parity test on backend `B` with the fixtures' tolerances: panics listing the failing
+/// cases.
 pub(crate) fn parity<B: AutodiffBackend>(label: &str, path: Impl) {
+    parity_with::<B>(label, path, Tolerances::Fixture)
+}
+
+/// The parity test on backend `B`: panics listing the failing cases.
+pub(crate) fn parity_with<B: AutodiffBackend>(label: &str, path: Impl, tolerances: Tolerances) {
     crate::common::assert_native_float_dtype::<B>(&B::Device::default());
     let cases = load_all();
     assert!(!cases.is_empty(), "no fixtures found");
-    let failures = run_all::<B>(label, &cases, path);
+    let failures = run_all::<B>(label, &cases, path, tolerances);
     println!(
         "{label}: {}/{} parity cases pass",
         cases.len() - failures.len(),
