@@ -23,6 +23,7 @@ type Unknown = Autodiff<NdArray<f32, i32>>;
 const TOL: Tol = Tol {
     rtol: 1e-5,
     atol: 1e-6,
+    floor: 0.0,
 };
 /// A path on a strided view vs the same path on a contiguous copy: the same operations, with
 /// sums (over rows, over an expanded dimension) taken in another order.
@@ -31,6 +32,7 @@ const LAYOUT: Tol = TOL;
 const SAME: Tol = Tol {
     rtol: 1e-6,
     atol: 1e-7,
+    floor: 0.0,
 };
 
 fast_path_tests!(Known, Unknown, DType::F32, tol: TOL, layout: LAYOUT, same: SAME;

@@ -23,7 +23,7 @@
 //! The suite is generic over the float type: `fast_paths.rs` instantiates it on float32
 //! backends, `fast_paths_f64.rs` on float64 ones (one NdArray float type per test binary: Burn
 //! 0.21 keys the default float dtype by device type). Each comparison is
-//! `|a - e| <= rtol·|e| + atol·max|e|` per output or gradient vector (the second term absorbs
+//! `|a - e| <= rtol·|e| + atol·max(max|e|, floor)` per output or gradient vector (the second term absorbs
 //! entries that are small only through cancellation, e.g. a broadcast theta's summed gradient
 //! under signed weights).
 
@@ -717,11 +717,15 @@ pub fn run_inputs<B: AutodiffBackend>(
 // Comparing
 // ---------------------------------------------------------------------------------------------
 
-/// `|a - e| <= rtol·|e| + atol·max|e|` per vector.
+/// `|a - e| <= rtol·|e| + atol·max(max|e|, floor)` per vector.
 #[derive(Clone, Copy, Debug)]
 pub struct Tol {
     pub rtol: f64,
     pub atol: f64,
+    /// A lower bound for the scale of the `atol` term: a vector that is (near) zero only
+    /// through cancellation of terms of about this size (e.g. a multinomial NLL of uniform
+    /// rows, a difference of `lgamma`s of size 1-100) is compared at `atol·floor`.
+    pub floor: f64,
 }
 
 /// Worst errors seen by a check, over everything it compared.
@@ -738,7 +742,7 @@ fn compare_vec(what: &str, a: &[f64], e: &[f64], tol: Tol, worst: &mut Worst) ->
     if a.len() != e.len() {
         return Some(format!("{what}: {} values vs {}", a.len(), e.len()));
     }
-    let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = e.iter().fold(tol.floor, |m, v| m.max(v.abs()));
     let mut bad = Vec::new();
     for (i, (&x, &y)) in a.iter().zip(e).enumerate() {
         let err = (x - y).abs();
