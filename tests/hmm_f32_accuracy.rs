@@ -77,11 +77,7 @@ fn near_deterministic_chain_matches_f64<B2: AutodiffBackend>() {
             let l = padded.then_some(&lengths[..]);
             let (want_nll, want_grads) = reference_mean_nll(&m, &x, B, T, l);
             for (name, hmm) in variants::<B2>(&m, &device) {
-                let loss = hmm.forward(
-                    obs(&x, B, T),
-                    l.map(|l| lens::<B2>(l)),
-                    Reduction::Mean,
-                );
+                let loss = hmm.forward(obs(&x, B, T), l.map(|l| lens::<B2>(l)), Reduction::Mean);
                 let nll = to_f64(loss.clone())[0];
                 let grads = param_grads(loss, &hmm);
                 let rel = ((nll - want_nll) / want_nll).abs();
@@ -93,12 +89,18 @@ fn near_deterministic_chain_matches_f64<B2: AutodiffBackend>() {
                 let what = format!("{data:>7} padded={padded:<5} {name:<16}");
                 eprintln!("{what} nll {want_nll:10.3}  rel err {rel:.1e}  max grad err {abs:.1e}");
                 if !(rel <= TOL && abs <= TOL) {
-                    failures.push(format!("{what}: NLL rel err {rel:e}, gradient abs err {abs:e}"));
+                    failures.push(format!(
+                        "{what}: NLL rel err {rel:e}, gradient abs err {abs:e}"
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "beyond {TOL:e}:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "beyond {TOL:e}:\n{}",
+        failures.join("\n")
+    );
 }
 
 backend_tests!(near_deterministic_chain_matches_f64);

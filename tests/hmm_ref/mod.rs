@@ -249,8 +249,8 @@ pub fn reference_mean_nll(
         let mut beta = vec![0.0; n * s];
         for k in (0..n - 1).rev() {
             for i in 0..s {
-                beta[k * s + i] = lse(&mut (0..s)
-                    .map(|j| lt[i * s + j] + lb(j, k + 1) + beta[(k + 1) * s + j]));
+                beta[k * s + i] =
+                    lse(&mut (0..s).map(|j| lt[i * s + j] + lb(j, k + 1) + beta[(k + 1) * s + j]));
             }
         }
         for k in 0..n {
