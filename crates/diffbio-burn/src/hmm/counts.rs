@@ -29,7 +29,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, FloatDType, Int, Tensor, backend::Backend};
 
-use super::forward::posteriors_from;
+use super::forward::{posteriors_from, symbol_index};
 use super::model::HmmLogProbs;
 use crate::special::constant;
 
@@ -66,8 +66,7 @@ pub(crate) fn expected_counts<B: Backend>(
 
     let initial = gamma.clone().narrow(1, 0, 1).reshape([batch, s]);
 
-    let symbols = observations
-        .clamp(0, e as i64 - 1)
+    let symbols = symbol_index(observations, e)
         .unsqueeze_dim::<3>(2)
         .expand([batch, len, e]);
     let classes = Tensor::<B, 1, Int>::arange(0..e as i64, &device)

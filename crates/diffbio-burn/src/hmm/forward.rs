@@ -29,17 +29,31 @@ use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use super::model::HmmLogProbs;
 use crate::special::{constant, log_sum_exp};
 
-/// `log B[j, x_t]` for every position: `[B, T, S]`. Symbols are clamped into `0..E` first,
-/// so padding (or, without validation, out-of-range symbols) can hold any value.
+/// The emission row each symbol reads, as DiffBio's `log_emit[:, obs]` in JAX: a negative
+/// symbol `k` counts from the end (`k + E`, NumPy indexing), and what is still outside `0..E`
+/// is clamped into it (JAX's gather clamps): `-1 → E - 1`, `-E → 0`, `-E - 1 → 0`,
+/// `E + 3 → E - 1`. Only reached with validation off, or at padded positions.
+pub(crate) fn symbol_index<B: Backend>(
+    observations: Tensor<B, 2, Int>,
+    n_emissions: usize,
+) -> Tensor<B, 2, Int> {
+    let e = n_emissions as i64;
+    let negative = observations.clone().lower_elem(0);
+    observations
+        .clone()
+        .mask_where(negative, observations + e)
+        .clamp(0, e - 1)
+}
+
+/// `log B[j, x_t]` for every position: `[B, T, S]`. Symbols go through [`symbol_index`]
+/// first, so padding (or, without validation, out-of-range symbols) can hold any value.
 pub(crate) fn emission_terms<B: Backend>(
     log_emissions: Tensor<B, 2>,
     observations: Tensor<B, 2, Int>,
 ) -> Tensor<B, 3> {
     let [batch, len] = observations.dims();
     let [states, symbols] = log_emissions.dims();
-    let index = observations
-        .clamp(0, symbols as i64 - 1)
-        .reshape([batch * len]);
+    let index = symbol_index(observations, symbols).reshape([batch * len]);
     log_emissions
         .transpose()
         .select(0, index)

@@ -67,7 +67,9 @@
 //! reads anyway, at no extra cost). On GPU backends that read-back is a synchronisation and
 //! the only one in the hot path of `Sequential` and `ParallelScan`: switch it off with
 //! [`Hmm::with_validate`] in training loops once the data are trusted. With it off,
-//! out-of-range symbols are clamped into range as DiffBio does.
+//! out-of-range symbols are read as DiffBio's `log_emit[:, obs]` reads them in JAX: a negative
+//! symbol `k` counts from the end (`k + E`; `-1` is the last symbol), and what is still
+//! outside `0..E` is clamped into it (`E + 3` reads `E - 1`, `-E - 1` reads 0).
 //!
 //! # Example
 //! ```
