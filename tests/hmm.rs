@@ -231,9 +231,8 @@ fn structural_zeros_stay_impossible<B: AutodiffBackend>() {
                 "{algorithm:?} T={t}: {grads:?}"
             );
             let posteriors = to_f64(hmm.posteriors(obs(&x, 1, t), None));
-            // exp(α + β - log p) in f32 carries the rounding of terms of size |log p|
-            // (≈ 180 nats at T = 300): a few f32 ulps of that, not the +inf of a broken zero.
-            let slack = 8.0 * f64::from(f32::EPSILON) * values[0].abs().max(1.0);
+            // Per-step softmaxes of normalised variables: a few f32 ulps, whatever T.
+            let slack = 8.0 * f64::from(f32::EPSILON);
             let worst = posteriors
                 .iter()
                 .fold(0f64, |w, p| w.max(*p - 1.0).max(-*p));

@@ -12,6 +12,7 @@ use std::sync::Once;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::cast::ToElement;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use diffbio_burn::Reduction;
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
@@ -37,7 +38,10 @@ fn touch_f64_first() {
 /// An explicitly F32 tensor.
 fn f32_tensor<B: Backend, const D: usize>(data: &[f64], shape: [usize; D]) -> Tensor<B, D> {
     let data: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-    Tensor::from_data(TensorData::new(data, shape), (&Default::default(), DType::F32))
+    Tensor::from_data(
+        TensorData::new(data, shape),
+        (&Default::default(), DType::F32),
+    )
 }
 
 fn ints<B: Backend, const D: usize>(data: &[i64], shape: [usize; D]) -> Tensor<B, D, Int> {
@@ -84,20 +88,26 @@ fn check_inference<B: Backend>(what: &str, hmm: &Hmm<B>) {
     for lengths in [None, Some(lengths)] {
         let padded = lengths.is_some();
         let ll = hmm.log_likelihood(x.clone(), lengths.clone());
-        assert_eq!(ll.dtype(), DType::F32, "{what} padded={padded}: log_likelihood");
+        assert_eq!(
+            ll.dtype(),
+            DType::F32,
+            "{what} padded={padded}: log_likelihood"
+        );
         let loss = hmm.forward(x.clone(), lengths.clone(), Reduction::Mean);
         assert_eq!(loss.dtype(), DType::F32, "{what} padded={padded}: forward");
         assert!(loss.into_scalar().to_f64().is_finite());
         let paths = hmm.viterbi(x.clone(), lengths.clone());
-        assert_eq!(paths.log_prob.dtype(), DType::F32, "{what}: viterbi log_prob");
+        assert_eq!(
+            paths.log_prob.dtype(),
+            DType::F32,
+            "{what}: viterbi log_prob"
+        );
         let post = hmm.posteriors(x.clone(), lengths.clone());
         assert_eq!(post.dtype(), DType::F32, "{what}: posteriors");
     }
     let sample = hmm.sample(3, 5, 1);
     assert_eq!(sample.observations.dims(), [3, 5], "{what}: sample");
 }
-
-use burn::tensor::cast::ToElement;
 
 #[test]
 fn inference_follows_the_f32_inputs_on_ndarray() {
@@ -184,7 +194,10 @@ fn config_init_is_self_consistent() {
         assert_eq!(loss.dtype(), dtype, "{algorithm:?}");
         let grads = loss.backward();
         assert!(hmm.emissions.grad(&grads).is_some());
-        assert_eq!(hmm.posteriors(x.clone(), Some(lengths.clone())).dtype(), dtype);
+        assert_eq!(
+            hmm.posteriors(x.clone(), Some(lengths.clone())).dtype(),
+            dtype
+        );
         assert_eq!(hmm.viterbi(x, Some(lengths)).log_prob.dtype(), dtype);
     }
 }

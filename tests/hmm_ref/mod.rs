@@ -54,8 +54,11 @@ impl Logits {
         )
     }
 
-    /// The module with these raw logits as trainable leaves.
+    /// The module with these raw logits as trainable leaves. Panics unless the test binary
+    /// runs in `B`'s own float type (one NdArray precision per test binary, see
+    /// `common::assert_native_float_dtype`).
     pub fn module<B: Backend>(&self, device: &B::Device) -> Hmm<B> {
+        crate::common::assert_native_float_dtype::<B>(device);
         Hmm::from_logits(
             tensor(&self.initial, [self.s], device).require_grad(),
             tensor(&self.transitions, [self.s, self.s], device).require_grad(),
