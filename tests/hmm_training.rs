@@ -64,6 +64,7 @@ fn best_permutation_error(pi: &[f64], a: &[f64], e: &[f64]) -> (f64, Vec<usize>)
 }
 
 fn training_recovers_a_known_model<B: AutodiffBackend>() {
+    common::assert_native_float_dtype::<B>(&Default::default());
     let truth = Hmm::<B>::from_probs(probs(&PI, [3]), probs(&A, [3, 3]), probs(&E, [3, 4]));
     let len = 60;
     let train = truth.sample(2000, len, 1).observations;

@@ -54,8 +54,11 @@ impl Logits {
         )
     }
 
-    /// The module with these raw logits as trainable leaves.
+    /// The module with these raw logits as trainable leaves. Panics unless the test binary
+    /// runs in `B`'s own float type (one NdArray precision per test binary, see
+    /// `common::assert_native_float_dtype`).
     pub fn module<B: Backend>(&self, device: &B::Device) -> Hmm<B> {
+        crate::common::assert_native_float_dtype::<B>(device);
         Hmm::from_logits(
             tensor(&self.initial, [self.s], device).require_grad(),
             tensor(&self.transitions, [self.s, self.s], device).require_grad(),
@@ -202,4 +205,120 @@ pub fn param_grads<B: burn::tensor::backend::AutodiffBackend>(
     v.extend(read(hmm.transitions.grad(&g).map(|t| t.flatten(0, 1))));
     v.extend(read(hmm.emissions.grad(&g).map(|t| t.flatten(0, 1))));
     v
+}
+
+/// The mean NLL `-1/B Σ_b log p(x_b)` of a padded batch `[B, T]` (row `b` holds
+/// `lengths[b]` symbols, all `T` without lengths) and its gradient with respect to the raw
+/// logits `(initial, transitions, emissions)` concatenated row-major, by an exact log-space
+/// forward-backward in `f64` (the float64 truth for the float32 accuracy tests).
+pub fn reference_mean_nll(
+    m: &Logits,
+    x: &[i64],
+    b: usize,
+    t: usize,
+    lengths: Option<&[i64]>,
+) -> (f64, Vec<f64>) {
+    let (s, e) = (m.s, m.e);
+    let (li, lt, le) = m.log_probs();
+    let lse = |v: &mut dyn Iterator<Item = f64>| -> f64 {
+        let v: Vec<f64> = v.collect();
+        let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if mx == f64::NEG_INFINITY {
+            return mx;
+        }
+        mx + v.iter().map(|x| (x - mx).exp()).sum::<f64>().ln()
+    };
+    // Expected counts summed over the batch: ∂ Σ_b log p(x_b) / ∂ (log π, log A, log B).
+    let mut gi = vec![0.0; s];
+    let mut gt = vec![0.0; s * s];
+    let mut ge = vec![0.0; s * e];
+    let mut total = 0.0;
+    for row in 0..b {
+        let n = lengths.map_or(t, |l| l[row] as usize);
+        let x = &x[row * t..row * t + n];
+        let lb = |i: usize, k: usize| le[i * e + x[k] as usize];
+        let mut alpha = vec![0.0; n * s];
+        for i in 0..s {
+            alpha[i] = li[i] + lb(i, 0);
+        }
+        for k in 1..n {
+            for j in 0..s {
+                let v = lse(&mut (0..s).map(|i| alpha[(k - 1) * s + i] + lt[i * s + j]));
+                alpha[k * s + j] = v + lb(j, k);
+            }
+        }
+        let ll = lse(&mut alpha[(n - 1) * s..].iter().cloned());
+        total += ll;
+        let mut beta = vec![0.0; n * s];
+        for k in (0..n - 1).rev() {
+            for i in 0..s {
+                beta[k * s + i] =
+                    lse(&mut (0..s).map(|j| lt[i * s + j] + lb(j, k + 1) + beta[(k + 1) * s + j]));
+            }
+        }
+        for k in 0..n {
+            for i in 0..s {
+                let g = (alpha[k * s + i] + beta[k * s + i] - ll).exp();
+                if k == 0 {
+                    gi[i] += g;
+                }
+                ge[i * e + x[k] as usize] += g;
+                if k + 1 < n {
+                    for j in 0..s {
+                        gt[i * s + j] += (alpha[k * s + i]
+                            + lt[i * s + j]
+                            + lb(j, k + 1)
+                            + beta[(k + 1) * s + j]
+                            - ll)
+                            .exp();
+                    }
+                }
+            }
+        }
+    }
+    // d(-mean)/d log p = -counts / B, then through the row-wise log_softmax:
+    // ∂/∂z_k = g_k - softmax_k Σ_j g_j.
+    let through_softmax = |g: &[f64], lp: &[f64], cols: usize| -> Vec<f64> {
+        g.chunks(cols)
+            .zip(lp.chunks(cols))
+            .flat_map(|(g, lp)| {
+                let sum: f64 = g.iter().sum();
+                g.iter()
+                    .zip(lp)
+                    .map(move |(g, lp)| (-g + lp.exp() * sum) / b as f64)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let mut grads = through_softmax(&gi, &li, s);
+    grads.extend(through_softmax(&gt, &lt, s));
+    grads.extend(through_softmax(&ge, &le, e));
+    (-total / b as f64, grads)
+}
+
+/// Draws `b` sequences of `t` symbols from the model (in `f64`, seeded).
+pub fn sample_sequences(m: &Logits, rng: &mut StdRng, b: usize, t: usize) -> Vec<i64> {
+    let (li, lt, le) = m.log_probs();
+    let draw = |rng: &mut StdRng, lp: &[f64]| -> usize {
+        let u: f64 = rng.random_range(0.0..1.0);
+        let mut acc = 0.0;
+        for (k, v) in lp.iter().enumerate() {
+            acc += v.exp();
+            if u < acc {
+                return k;
+            }
+        }
+        lp.len() - 1
+    };
+    let mut out = Vec::with_capacity(b * t);
+    for _ in 0..b {
+        let mut z = draw(rng, &li);
+        for k in 0..t {
+            if k > 0 {
+                z = draw(rng, &lt[z * m.s..(z + 1) * m.s]);
+            }
+            out.push(draw(rng, &le[z * m.e..(z + 1) * m.e]) as i64);
+        }
+    }
+    out
 }

@@ -54,7 +54,9 @@ pub struct HmmConfig {
     /// Check observations (in `0..n_emissions` at every unpadded position) and lengths
     /// (in `1..=T`) and panic on the first violation. Costs one device read-back per call;
     /// switch it off in hot loops on GPU backends once the data are trusted. With it off,
-    /// out-of-range symbols are clamped into range (DiffBio's behaviour). Default `true`.
+    /// out-of-range symbols are read as DiffBio reads them (JAX indexing): a negative symbol
+    /// `k` counts from the end (`-1` is the last symbol, `E - 1`), and what is still out of
+    /// range is clamped into `0..E`. Default `true`.
     #[config(default = true)]
     pub validate: bool,
     /// Which implementation of the forward algorithm to use. Default

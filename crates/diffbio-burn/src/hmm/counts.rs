@@ -11,6 +11,9 @@
 //! ∂ log p(x) / ∂ log B[i, k] = Σ_t γ_t[i] [x_t = k]
 //! ```
 //!
+//! (The tensor paths form `γ_t` and `ξ_t` as per-step softmaxes of normalised variables, see
+//! [`expected_counts`], so that nothing of the size of `log p(x)` cancels in float32.)
+//!
 //! These are computed without a tape (forward-backward on detached tensors, or on the host),
 //! per sequence as a `[B, P]` matrix `G` (`P = S + S² + S·E`), and attached as
 //!
@@ -23,20 +26,30 @@
 //! `log_softmax` normalisation, one `[B, P] x [P, 1]` product and a few element-wise ops:
 //! the tape holds `O(B·(S² + S·E))` floats instead of `O(B·T·S²)`.
 
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, FloatDType, Int, Tensor, backend::Backend};
 
-use super::forward::posteriors_from;
+use super::forward::{posteriors_from, symbol_index};
 use super::model::HmmLogProbs;
 use crate::special::constant;
 
 /// Largest `[B, C, S, S]` block (elements) materialised for the transition counts.
 const XI_BLOCK: usize = 1 << 22;
 
-/// Expected counts `[B, S + S² + S·E]` from the stacked forward and backward variables
-/// `[B, T, S]` and the emission terms `[B, T, S]` of the detached log-probabilities `lp`.
+/// Expected counts `[B, S + S² + S·E]` from the stacked normalised forward and backward
+/// variables `[B, T, S]` (see the `forward` module; any per-step shift of either cancels) and
+/// the emission terms `[B, T, S]` of the detached log-probabilities `lp`.
 ///
-/// The transition counts are summed in exact log space over blocks of time steps
-/// (`[B, C, S, S]` with `B·C·S² <= 4M`), so the transient memory stays bounded.
+/// Every posterior is a per-step softmax of sums of non-positive terms, so no large numbers
+/// cancel in float32:
+///
+/// ```text
+/// γ_t = softmax_i(α̂_t[i] + β̂_t[i])
+/// ξ_t = softmax_{i,j}(α̂_t[i] + log A[i, j] + log B[j, x_{t+1}] + β̂_{t+1}[j])
+/// ```
+///
+/// The transition counts are summed over blocks of time steps (`[B, C, S, S]` with
+/// `B·C·S² <= 4M`), so the transient memory stays bounded.
 pub(crate) fn expected_counts<B: Backend>(
     lp: &HmmLogProbs<B>,
     emissions: Tensor<B, 3>,
@@ -44,57 +57,54 @@ pub(crate) fn expected_counts<B: Backend>(
     valid: Option<Tensor<B, 2, Bool>>,
     alpha: Tensor<B, 3>,
     beta: Tensor<B, 3>,
-    log_likelihood: Tensor<B, 1>,
 ) -> Tensor<B, 2> {
     let [batch, len, s] = alpha.dims();
     let e = lp.log_emissions.dims()[1];
     let device = alpha.device();
-    let ll = log_likelihood.clone();
-    let gamma = posteriors_from(alpha.clone(), beta.clone(), ll.clone(), valid.clone());
+    let dtype = FloatDType::from(alpha.dtype());
+    let gamma = posteriors_from(alpha.clone(), beta.clone(), valid.clone());
 
     let initial = gamma.clone().narrow(1, 0, 1).reshape([batch, s]);
 
-    let symbols = observations
-        .clamp(0, e as i64 - 1)
+    let symbols = symbol_index(observations, e)
         .unsqueeze_dim::<3>(2)
         .expand([batch, len, e]);
     let classes = Tensor::<B, 1, Int>::arange(0..e as i64, &device)
         .reshape([1, 1, e])
         .expand([batch, len, e]);
-    let onehot = symbols.equal(classes).float();
+    let onehot = symbols.equal(classes).cast(dtype);
     let emission_counts = gamma.swap_dims(1, 2).matmul(onehot).reshape([batch, s * e]);
 
-    let mut transitions = Tensor::<B, 3>::zeros([batch, s, s], &device);
+    let mut blocks = Vec::new();
     if len > 1 {
         let from = alpha.narrow(1, 0, len - 1);
         let to = (emissions + beta).narrow(1, 1, len - 1);
-        let weight = valid.map(|v| v.narrow(1, 1, len - 1).float());
+        let pad = valid.map(|v| v.narrow(1, 1, len - 1).bool_not());
         let log_a = lp.log_transitions.clone().reshape([1, 1, s, s]);
-        let ll = ll.reshape([batch, 1, 1, 1]);
         let block = (XI_BLOCK / (batch * s * s)).max(1);
         let mut start = 0;
         while start < len - 1 {
             let n = block.min(len - 1 - start);
             let log_xi = from.clone().narrow(1, start, n).unsqueeze_dim::<4>(3)
                 + log_a.clone()
-                + to.clone().narrow(1, start, n).unsqueeze_dim::<4>(2)
-                - ll.clone();
-            let mut xi = log_xi.exp();
-            if let Some(w) = &weight {
-                xi = xi * w.clone().narrow(1, start, n).reshape([batch, n, 1, 1]);
+                + to.clone().narrow(1, start, n).unsqueeze_dim::<4>(2);
+            let mut xi = softmax(log_xi.reshape([batch, n, s * s]), 2);
+            if let Some(p) = &pad {
+                let p = p.clone().narrow(1, start, n).unsqueeze_dim::<3>(2);
+                xi = xi.mask_fill(p.expand([batch, n, s * s]), 0.0);
             }
-            transitions = transitions + xi.sum_dim(1).reshape([batch, s, s]);
+            blocks.push(xi.sum_dim(1).reshape([batch, s * s]));
             start += n;
         }
     }
-    Tensor::cat(
-        vec![
-            initial,
-            transitions.reshape([batch, s * s]),
-            emission_counts,
-        ],
-        1,
-    )
+    let transitions = match blocks.len() {
+        0 => Tensor::zeros([batch, s * s], (&device, initial.dtype())),
+        _ => blocks
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .expect("at least one block"),
+    };
+    Tensor::cat(vec![initial, transitions, emission_counts], 1)
 }
 
 /// `θ - θ̄` flattened, with 0 where `θ̄ = -inf` (a structural zero, whose count is 0).

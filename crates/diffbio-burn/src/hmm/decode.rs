@@ -5,8 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use super::Hmm;
 use super::check::Batch;
 use super::forward::{
-    backward_betas, emission_terms, forward_alphas, log_likelihood_from_alpha, mask_steps,
-    posteriors_from, time_steps,
+    backward_betas, emission_terms, forward_alphas, mask_steps, posteriors_from, time_steps,
 };
 use super::host;
 use super::likelihood::Path;
@@ -43,12 +42,16 @@ impl<B: Backend> Hmm<B> {
             let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
             let (states, log_prob) = host::viterbi(&inputs.model, &inputs.batch());
             let device = self.device();
+            let dtype = self.initial.val().dtype();
             return ViterbiPaths {
                 states: Tensor::from_data(
                     TensorData::new(states, [batch.batch, batch.len]),
                     &device,
                 ),
-                log_prob: Tensor::from_data(TensorData::new(log_prob, [batch.batch]), &device),
+                log_prob: Tensor::from_data(
+                    TensorData::new(log_prob, [batch.batch]),
+                    (&device, dtype),
+                ),
             };
         }
         let batch = self.checked_batch(observations, lengths);
@@ -121,19 +124,22 @@ impl<B: Backend> Hmm<B> {
             let inputs = self.host_inputs(&self.log_probs().detach(), &batch);
             let result = host::forward_backward(&inputs.model, &inputs.batch(), false, true);
             let shape = [batch.batch, batch.len, self.n_states()];
-            return Tensor::from_data(TensorData::new(result.posteriors, shape), &self.device());
+            let dtype = self.initial.val().dtype();
+            return Tensor::from_data(
+                TensorData::new(result.posteriors, shape),
+                (&self.device(), dtype),
+            );
         }
         let batch = self.checked_batch(observations, lengths);
         let valid = batch.valid();
         let lp = self.log_probs().detach();
         if path == Path::ParallelScan {
-            let (alpha, beta, ll, _) = scan::forward_backward(&lp, &batch, valid.clone());
-            return posteriors_from(alpha, beta, ll, valid);
+            let (alpha, beta, _, _) = scan::forward_backward(&lp, &batch, valid.clone());
+            return posteriors_from(alpha, beta, valid);
         }
         let em = emission_terms(lp.log_emissions.clone(), batch.observations);
-        let alphas = forward_alphas(&lp, em.clone(), valid.clone());
-        let ll = log_likelihood_from_alpha(alphas.last().expect("T >= 1").clone());
+        let alphas = forward_alphas(&lp, em.clone(), valid.clone()).alphas;
         let betas = backward_betas(&lp, em, valid.clone());
-        posteriors_from(Tensor::stack(alphas, 1), Tensor::stack(betas, 1), ll, valid)
+        posteriors_from(Tensor::stack(alphas, 1), Tensor::stack(betas, 1), valid)
     }
 }

@@ -17,17 +17,18 @@
 //!
 //! # When it is used
 //! [`HmmAlgorithm::Auto`](super::HmmAlgorithm::Auto) selects it when the backend's device type
-//! is `burn::backend::ndarray::NdArrayDevice` (`NdArray` and `Autodiff<NdArray>`), detected by
-//! comparing `TypeId`s (no unsafe code, no name matching). `HmmAlgorithm::Host` forces it on any
-//! backend, at the price of reading the parameters and observations back to the host.
+//! is `burn::backend::ndarray::NdArrayDevice` (`NdArray` and `Autodiff<NdArray>`), by the loss
+//! kernels' own check, `crate::host::on_host` (with the `ndarray` feature; without it, never).
+//! `HmmAlgorithm::Host` forces it on any backend, at the price of reading the parameters and
+//! observations back to the host.
 //!
-//! Sequences are split over `std::thread::available_parallelism()` scoped threads when the
-//! batch holds enough work (`B·T·S² >= 100_000`). The scaled kernel is compiled for
-//! `S = 1..=8` with the state count as a constant (unrolled loops) and generically beyond.
+//! When the batch holds enough work (`B·T·S² >= 100_000`), its sequences are split into about
+//! four jobs per thread of rayon's global pool, the pool of the loss kernels (with the
+//! `ndarray` feature; without it the calling thread runs them all). The scaled kernel is
+//! compiled for `S = 1..=8` with the state count as a constant (unrolled loops) and
+//! generically beyond.
 // Index loops mirror the formulas of the recursions.
 #![allow(clippy::needless_range_loop)]
-
-use std::any::TypeId;
 
 use burn::tensor::backend::Backend;
 
@@ -35,17 +36,29 @@ use burn::tensor::backend::Backend;
 pub(crate) fn is_host_device<B: Backend>() -> bool {
     #[cfg(feature = "ndarray")]
     {
-        TypeId::of::<B::Device>() == TypeId::of::<burn::backend::ndarray::NdArrayDevice>()
+        crate::host::on_host::<B>()
     }
     #[cfg(not(feature = "ndarray"))]
     {
-        let _ = TypeId::of::<B::Device>;
         false
     }
 }
 
 /// Below this much work (`B·T·S²`) the batch runs on the calling thread only.
 const PARALLEL_FROM: usize = 100_000;
+
+/// Worker threads of the pool the batch is split over: rayon's global pool (shared with the
+/// loss kernels of `crate::host`) with the `ndarray` feature, the calling thread without.
+fn threads() -> usize {
+    #[cfg(feature = "ndarray")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        1
+    }
+}
 
 /// `log Σ exp(v)`; `-inf` when every entry is `-inf`.
 fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
@@ -118,8 +131,12 @@ impl HostModel {
         self.s + self.s * self.s + self.s * self.e
     }
 
+    /// The emission column of symbol `x`, as the tensor paths' `symbol_index` (DiffBio's JAX
+    /// indexing): negative symbols count from the end, the rest is clamped into `0..E`.
     fn symbol(&self, x: i64) -> usize {
-        x.clamp(0, self.e as i64 - 1) as usize
+        let e = self.e as i64;
+        let x = if x < 0 { x + e } else { x };
+        x.clamp(0, e - 1) as usize
     }
 }
 
@@ -186,43 +203,48 @@ pub(crate) fn forward_backward(
     let mut log_likelihood = vec![0.0; n_seq];
     let mut counts = vec![0.0; if want_counts { n_seq * p } else { 0 }];
     let mut posteriors = vec![0.0; if want_posteriors { n_seq * len * s } else { 0 }];
+    // Split the outputs into disjoint per-job slices of `per` sequences each.
     let work = n_seq * len * s * s;
-    let threads = if work < PARALLEL_FROM {
+    let jobs_wanted = if work < PARALLEL_FROM {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(n_seq))
+        (4 * threads()).min(n_seq)
     };
-    let per = n_seq.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let (mut ll_rest, mut c_rest, mut p_rest) = (
-            log_likelihood.as_mut_slice(),
-            counts.as_mut_slice(),
-            posteriors.as_mut_slice(),
-        );
-        let mut start = 0;
-        while start < n_seq {
-            let n = per.min(n_seq - start);
-            let (ll, rest) = std::mem::take(&mut ll_rest).split_at_mut(n);
-            ll_rest = rest;
-            let (c, rest) =
-                std::mem::take(&mut c_rest).split_at_mut(if want_counts { n * p } else { 0 });
-            c_rest = rest;
-            let (q, rest) = std::mem::take(&mut p_rest).split_at_mut(if want_posteriors {
-                n * len * s
-            } else {
-                0
-            });
-            p_rest = rest;
-            let first = start;
-            let mut job = move || run_range(m, batch, first, ll, c, q);
-            if start + n < n_seq {
-                scope.spawn(job);
-            } else {
-                job();
-            }
-            start += n;
+    let per = n_seq.div_ceil(jobs_wanted);
+    let mut jobs = Vec::with_capacity(jobs_wanted);
+    let (mut ll_rest, mut c_rest, mut p_rest) = (
+        log_likelihood.as_mut_slice(),
+        counts.as_mut_slice(),
+        posteriors.as_mut_slice(),
+    );
+    let mut start = 0;
+    while start < n_seq {
+        let n = per.min(n_seq - start);
+        let (ll, rest) = std::mem::take(&mut ll_rest).split_at_mut(n);
+        ll_rest = rest;
+        let (c, rest) =
+            std::mem::take(&mut c_rest).split_at_mut(if want_counts { n * p } else { 0 });
+        c_rest = rest;
+        let (q, rest) =
+            std::mem::take(&mut p_rest).split_at_mut(if want_posteriors { n * len * s } else { 0 });
+        p_rest = rest;
+        jobs.push((start, ll, c, q));
+        start += n;
+    }
+    let run = |(first, ll, c, q): (usize, &mut [f64], &mut [f64], &mut [f64])| {
+        run_range(m, batch, first, ll, c, q)
+    };
+    #[cfg(feature = "ndarray")]
+    {
+        use rayon::prelude::*;
+        if jobs.len() > 1 {
+            jobs.into_par_iter().for_each(run);
+        } else {
+            jobs.into_iter().for_each(run);
         }
-    });
+    }
+    #[cfg(not(feature = "ndarray"))]
+    jobs.into_iter().for_each(run);
     HostResult {
         log_likelihood,
         counts,

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::check::{Batch, check_host};
 use super::counts::{attach, expected_counts};
-use super::forward::{backward_betas, emission_terms, forward_alphas, log_likelihood_from_alpha};
+use super::forward::{backward_betas, emission_terms, forward_alphas};
 use super::host::{self, HostBatch, HostModel};
 use super::model::{HmmLogProbs, NAME};
 use super::scan;
@@ -80,17 +80,15 @@ impl<B: Backend> Hmm<B> {
             Path::Host => {
                 let inputs = self.host_inputs(&lp, &batch);
                 let result = host::forward_backward(&inputs.model, &inputs.batch(), grad, false);
-                let device = self.device();
-                let value = Tensor::from_data(
-                    TensorData::new(result.log_likelihood, [batch.batch]),
-                    &device,
-                );
+                let like = (&self.device(), lp.log_initial.dtype());
+                let value =
+                    Tensor::from_data(TensorData::new(result.log_likelihood, [batch.batch]), like);
                 if !grad {
                     return value;
                 }
                 let p = inputs.model.n_params();
                 let counts =
-                    Tensor::from_data(TensorData::new(result.counts, [batch.batch, p]), &device);
+                    Tensor::from_data(TensorData::new(result.counts, [batch.batch, p]), like);
                 attach(value, &lp, counts)
             }
             Path::Sequential => {
@@ -106,17 +104,16 @@ impl<B: Backend> Hmm<B> {
                 }
                 let valid = batch.valid();
                 let em = emission_terms(lpc.log_emissions.clone(), batch.observations.clone());
-                let alphas = forward_alphas(&lpc, em.clone(), valid.clone());
-                let value = log_likelihood_from_alpha(alphas.last().expect("T >= 1").clone());
+                let forward = forward_alphas(&lpc, em.clone(), valid.clone());
+                let value = forward.log_likelihood;
                 let betas = backward_betas(&lpc, em.clone(), valid.clone());
                 let counts = expected_counts(
                     &lpc,
                     em,
                     batch.observations,
                     valid,
-                    Tensor::stack(alphas, 1),
+                    Tensor::stack(forward.alphas, 1),
                     Tensor::stack(betas, 1),
-                    value.clone(),
                 );
                 attach(value, &lp, counts)
             }
@@ -133,15 +130,7 @@ impl<B: Backend> Hmm<B> {
                 }
                 let valid = batch.valid();
                 let (alpha, beta, value, em) = scan::forward_backward(&lpc, &batch, valid.clone());
-                let counts = expected_counts(
-                    &lpc,
-                    em,
-                    batch.observations,
-                    valid,
-                    alpha,
-                    beta,
-                    value.clone(),
-                );
+                let counts = expected_counts(&lpc, em, batch.observations, valid, alpha, beta);
                 attach(value, &lp, counts)
             }
         }
@@ -266,6 +255,5 @@ impl<B: Backend> Hmm<B> {
 /// The log-likelihood by the sequential tensor recursion on `lp` (taped if `lp` is tracked).
 fn sequential_value<B: Backend>(lp: &HmmLogProbs<B>, batch: &Batch<B>) -> Tensor<B, 1> {
     let em = emission_terms(lp.log_emissions.clone(), batch.observations.clone());
-    let alphas = forward_alphas(lp, em, batch.valid());
-    log_likelihood_from_alpha(alphas.last().expect("T >= 1").clone())
+    forward_alphas(lp, em, batch.valid()).log_likelihood
 }

@@ -45,6 +45,13 @@
 //! (from forward-backward), attached per sequence (see the `counts` module), so any upstream
 //! weighting of the `[B]` log-likelihoods is differentiated correctly.
 //!
+//! The tensor algorithms carry normalised forward and backward variables (shifted to maximum
+//! 0 at every step, or every scan product, with the log scales summed apart) and form the
+//! posteriors as per-step softmaxes, so float32 loses nothing on long sequences: on
+//! near-deterministic chains (`S = 6`, `T = 300`, probabilities within 1e-5 of 0 and 1) every
+//! algorithm, taped or not, is within 1e-4 of float64 in the gradient of the mean NLL and
+//! 1e-5 relative in its value (`tests/hmm_f32_accuracy.rs`).
+//!
 //! Memory, in floats:
 //!
 //! | | autodiff tape | transient |
@@ -60,7 +67,9 @@
 //! reads anyway, at no extra cost). On GPU backends that read-back is a synchronisation and
 //! the only one in the hot path of `Sequential` and `ParallelScan`: switch it off with
 //! [`Hmm::with_validate`] in training loops once the data are trusted. With it off,
-//! out-of-range symbols are clamped into range as DiffBio does.
+//! out-of-range symbols are read as DiffBio's `log_emit[:, obs]` reads them in JAX: a negative
+//! symbol `k` counts from the end (`k + E`; `-1` is the last symbol), and what is still
+//! outside `0..E` is clamped into it (`E + 3` reads `E - 1`, `-E - 1` reads 0).
 //!
 //! # Example
 //! ```

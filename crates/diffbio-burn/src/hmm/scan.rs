@@ -18,6 +18,15 @@
 //! materialised in blocks of at most 2²⁴ elements); with `taped_gradient` the reduction tree
 //! is taped, `O(B·T·S³)`.
 //!
+//! # Normalisation
+//! A product of `k` elements has entries of the size of `log p(x_{t..t+k})`, which grows with
+//! `k`; float32 sums of such numbers lose `~ 1e-7 · |log p|` each. Every element and every
+//! product is therefore shifted to maximum 0 (an untracked constant per matrix, see
+//! [`log_reduce`]): the reduction adds the shifts up into a separate log scale, and the scans
+//! drop them (the forward and backward variables are normalised per step anyway, as in the
+//! `forward` module; the log-likelihood then comes from the filtering distributions, see
+//! [`forward_backward`]).
+//!
 //! # The log-semiring product
 //! `X ⊗ Y` is a broadcast sum `X[.., i, k, 1] + Y[.., 1, k, j]` reduced over `k` with an
 //! exact log-sum-exp (see [`log_matmul`]). An earlier version used one real matrix product
@@ -29,7 +38,7 @@
 use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 
 use super::check::Batch;
-use super::forward::emission_terms;
+use super::forward::{emission_terms, shift_max};
 use super::model::HmmLogProbs;
 use crate::special::log_sum_exp;
 
@@ -65,8 +74,9 @@ pub(crate) fn log_matmul<B: Backend>(x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor
     log_sum_exp(sum, 2).reshape([b, n, m, p])
 }
 
-/// The log-space identity `[1, 1, S, S]`: 0 on the diagonal, `-inf` elsewhere.
-fn log_identity<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 4> {
+/// The log-space identity `[1, 1, S, S]`: 0 on the diagonal, `-inf` elsewhere, in the
+/// dtype of `like` on its device.
+fn log_identity<B: Backend, const D: usize>(s: usize, like: &Tensor<B, D>) -> Tensor<B, 4> {
     let data: Vec<f64> = (0..s * s)
         .map(|k| {
             if k / s == k % s {
@@ -76,7 +86,18 @@ fn log_identity<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 4> {
             }
         })
         .collect();
-    Tensor::from_data(TensorData::new(data, [1, 1, s, s]), device)
+    Tensor::from_data(
+        TensorData::new(data, [1, 1, s, s]),
+        (&like.device(), like.dtype()),
+    )
+}
+
+/// `(x - c, c)` per matrix of `[B, N, S, S]`: `c [B, N]` is the untracked maximum entry of
+/// each matrix (0 for an all `-inf` one), so the normalised matrices have maximum 0.
+fn normalise<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 2>) {
+    let [b, n, s, p] = x.dims();
+    let (x, shift) = shift_max(x.reshape([b, n, s * p]), 2);
+    (x.reshape([b, n, s, p]), shift.reshape([b, n]))
 }
 
 /// Inclusive scan along dim 1 of `[B, N, S, S]`: `out[t] = x[0] ⊗ ... ⊗ x[t]`, or with
@@ -91,7 +112,7 @@ pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 
         return x;
     }
     let x = if n % 2 == 1 {
-        let eye = log_identity::<B>(s, &x.device()).expand([b, 1, s, s]);
+        let eye = log_identity(s, &x).expand([b, 1, s, s]);
         Tensor::cat(vec![x, eye], 1)
     } else {
         x
@@ -100,15 +121,18 @@ pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 
     let pairs = x.reshape([b, m, 2 * s, s]);
     let even = pairs.clone().narrow(2, 0, s);
     let odd = pairs.narrow(2, s, s);
-    let z = log_scan(log_matmul(even.clone(), odd.clone()), reverse);
+    let z = log_scan(normalise(log_matmul(even.clone(), odd.clone())).0, reverse);
     let (out_even, out_odd) = if reverse {
         // out[2k] = z[k], out[2k+1] = x[2k+1] ⊗ z[k+1] (the last odd one is x itself).
         let mut odds = vec![];
         if m > 1 {
-            odds.push(log_matmul(
-                odd.clone().narrow(1, 0, m - 1),
-                z.clone().narrow(1, 1, m - 1),
-            ));
+            odds.push(
+                normalise(log_matmul(
+                    odd.clone().narrow(1, 0, m - 1),
+                    z.clone().narrow(1, 1, m - 1),
+                ))
+                .0,
+            );
         }
         odds.push(odd.narrow(1, m - 1, 1));
         (z, Tensor::cat(odds, 1))
@@ -116,10 +140,13 @@ pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 
         // out[2k+1] = z[k], out[2k] = z[k-1] ⊗ x[2k] (the first even one is x itself).
         let mut evens = vec![even.clone().narrow(1, 0, 1)];
         if m > 1 {
-            evens.push(log_matmul(
-                z.clone().narrow(1, 0, m - 1),
-                even.narrow(1, 1, m - 1),
-            ));
+            evens.push(
+                normalise(log_matmul(
+                    z.clone().narrow(1, 0, m - 1),
+                    even.narrow(1, 1, m - 1),
+                ))
+                .0,
+            );
         }
         (Tensor::cat(evens, 1), z)
     };
@@ -128,24 +155,29 @@ pub(crate) fn log_scan<B: Backend>(x: Tensor<B, 4>, reverse: bool) -> Tensor<B, 
         .narrow(1, 0, n)
 }
 
-/// `x[0] ⊗ x[1] ⊗ ... ⊗ x[N-1]` of `[B, N, S, S]` by a pairwise tree, `[B, S, S]`.
-pub(crate) fn log_reduce<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+/// `x[0] ⊗ x[1] ⊗ ... ⊗ x[N-1]` of `[B, N, S, S]` by a pairwise tree, as a normalised
+/// matrix `[B, S, S]` (maximum 0) and its untracked log scale `[B]`: the product is their sum.
+/// Every level's products are normalised, so no entry grows with `N`.
+pub(crate) fn log_reduce<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 3>, Tensor<B, 1>) {
     let [batch, _, s, _] = x.dims();
-    let mut x = x;
+    let (mut x, shift) = normalise(x);
+    let mut scale = shift.sum_dim(1);
     loop {
         let n = x.dims()[1];
         if n == 1 {
-            return x.reshape([batch, s, s]);
+            return (x.reshape([batch, s, s]), scale.reshape([batch]));
         }
         if n % 2 == 1 {
-            let eye = log_identity::<B>(s, &x.device()).expand([batch, 1, s, s]);
+            let eye = log_identity(s, &x).expand([batch, 1, s, s]);
             x = Tensor::cat(vec![x, eye], 1);
         }
         let half = x.dims()[1] / 2;
         let pairs = x.reshape([batch, half, 2 * s, s]);
         let left = pairs.clone().narrow(2, 0, s);
         let right = pairs.narrow(2, s, s);
-        x = log_matmul(left, right);
+        let (product, shift) = normalise(log_matmul(left, right));
+        x = product;
+        scale = scale + shift.sum_dim(1);
     }
 }
 
@@ -170,7 +202,7 @@ fn elements<B: Backend>(
             .bool_not()
             .reshape([batch, len - 1, 1, 1])
             .expand([batch, len - 1, s, s]);
-        let eye = log_identity::<B>(s, &m.device()).expand([batch, len - 1, s, s]);
+        let eye = log_identity(s, &m).expand([batch, len - 1, s, s]);
         m = m.mask_where(pad, eye);
     }
     (Some(m), alpha0)
@@ -181,19 +213,27 @@ pub(crate) fn log_likelihood<B: Backend>(lp: &HmmLogProbs<B>, batch: &Batch<B>) 
     let em = emission_terms(lp.log_emissions.clone(), batch.observations.clone());
     let (m, alpha0) = elements(lp, em, batch.valid());
     let b = batch.batch;
-    let last = match m {
-        None => alpha0,
+    match m {
+        None => log_sum_exp(alpha0, 1).reshape([b]),
         Some(m) => {
-            let total = log_reduce(m);
+            let (total, scale) = log_reduce(m);
             let s = alpha0.dims()[1];
-            log_sum_exp(alpha0.unsqueeze_dim::<3>(2) + total, 1).reshape([b, s])
+            let last = log_sum_exp(alpha0.unsqueeze_dim::<3>(2) + total, 1).reshape([b, s]);
+            log_sum_exp(last, 1).reshape([b]) + scale
         }
-    };
-    log_sum_exp(last, 1).reshape([b])
+    }
 }
 
-/// Forward and backward variables `[B, T, S]`, the log-likelihood `[B]` and the emission
-/// terms `[B, T, S]`, by prefix and suffix scans.
+/// Normalised forward and backward variables `[B, T, S]` (see the `forward` module: `α̂_t`
+/// is the log filtering distribution, `β̂_t` is shifted to maximum 0), the log-likelihood
+/// `[B]` and the emission terms `[B, T, S]`, by prefix and suffix scans of normalised
+/// matrices (untracked use only).
+///
+/// The scans drop the log scales of their products, so the log-likelihood comes from the
+/// filtering distributions instead, one batched forward step for all `t` at once:
+/// `log p(x) = logsumexp α_0 + Σ_{t>=1} c_t` with
+/// `c_t = logsumexp_j(logsumexp_i(α̂_{t-1}[i] + log A[i, j]) + log B[j, x_t])`, the log
+/// predictive probability of `x_t` (0 at padded steps).
 pub(crate) fn forward_backward<B: Backend>(
     lp: &HmmLogProbs<B>,
     batch: &Batch<B>,
@@ -201,22 +241,34 @@ pub(crate) fn forward_backward<B: Backend>(
 ) -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 1>, Tensor<B, 3>) {
     let em = emission_terms(lp.log_emissions.clone(), batch.observations.clone());
     let [b, len, s] = em.dims();
-    let (m, alpha0) = elements(lp, em.clone(), valid);
-    let first = alpha0.clone().reshape([b, 1, s]);
-    let (alpha, beta) = match m {
-        None => (first, Tensor::zeros([b, 1, s], &em.device())),
-        Some(m) => {
-            let prefix = log_scan(m.clone(), false);
-            let rest =
-                log_sum_exp(alpha0.reshape([b, 1, s, 1]) + prefix, 2).reshape([b, len - 1, s]);
-            let suffix = log_scan(m, true);
-            let betas = log_sum_exp(suffix, 3).reshape([b, len - 1, s]);
-            (
-                Tensor::cat(vec![first, rest], 1),
-                Tensor::cat(vec![betas, Tensor::zeros([b, 1, s], &em.device())], 1),
-            )
-        }
+    let (m, alpha0) = elements(lp, em.clone(), valid.clone());
+    let ll0 = log_sum_exp(alpha0.clone(), 1).reshape([b]);
+    let first = (alpha0.clone() - ll0.clone().reshape([b, 1])).reshape([b, 1, s]);
+    let zeros = || Tensor::zeros([b, 1, s], (&em.device(), em.dtype()));
+    let Some(m) = m else {
+        return (first, zeros(), ll0, em);
     };
-    let ll = log_sum_exp(alpha.clone().narrow(1, len - 1, 1).reshape([b, s]), 1).reshape([b]);
+    let m = normalise(m).0;
+    let prefix = log_scan(m.clone(), false);
+    let rest =
+        log_sum_exp(first.clone().reshape([b, 1, s, 1]) + prefix, 2).reshape([b, len - 1, s]);
+    let rest = rest.clone() - log_sum_exp(rest, 2);
+    let suffix = log_scan(m, true);
+    let betas = shift_max(log_sum_exp(suffix, 3).reshape([b, len - 1, s]), 2).0;
+    let alpha = Tensor::cat(vec![first, rest], 1);
+    let beta = Tensor::cat(vec![betas, zeros()], 1);
+
+    // c_t for t = 1..T from α̂_{t-1} (log filtering distributions, normalised to sum 1).
+    let prev = alpha
+        .clone()
+        .narrow(1, 0, len - 1)
+        .reshape([b, len - 1, s, 1]);
+    let log_a = lp.log_transitions.clone().reshape([1, 1, s, s]);
+    let predicted = log_sum_exp(prev + log_a, 2).reshape([b, len - 1, s]);
+    let mut c = log_sum_exp(predicted + em.clone().narrow(1, 1, len - 1), 2).reshape([b, len - 1]);
+    if let Some(v) = valid {
+        c = c.mask_fill(v.narrow(1, 1, len - 1).bool_not(), 0.0);
+    }
+    let ll = ll0 + c.sum_dim(1).reshape([b]);
     (alpha, beta, ll, em)
 }
