@@ -6,6 +6,11 @@
 //! | [`digamma`] | `x > 0` | ≤ 2e-6 · max(1, \|digamma(x)\|) on `[1e-6, 1e8]` | autodiff of the series |
 //! | [`log_sum_exp`] | any, `-inf` allowed | rounding only | softmax; 0 for `-inf` entries |
 //! | [`softplus`], [`log_sigmoid`] | any finite | rounding only, no overflow | `sigmoid` |
+//! | [`ln_1p`] | `x >= -1` | rounding only, on every backend (not the backend's `log1p`) | `1/(1 + x)` |
+//!
+//! On double-precision tensors `lgamma` and `digamma` use longer series (and `lgamma` the
+//! recurrence `lgamma(x) = lgamma(x + 8) - ln Π (x + k)` below 8) so that they are accurate to
+//! double rounding, not to the single-precision bounds above.
 //!
 //! # How the gradients are injected
 //! A hand-written derivative `g = f'(x)` is attached to a value `f(x)` computed on an

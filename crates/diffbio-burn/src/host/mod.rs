@@ -9,14 +9,16 @@
 //!
 //! 1. read their inputs in place ([`HostTensor`]: a view of NdArray's buffer, no copy),
 //! 2. compute the value and the closed-form derivatives in one multi-threaded (rayon) pass,
-//!    in `f64` arithmetic, fusing the reduction where the caller asks for one, and
+//!    in `f64` arithmetic, fusing the reduction where the caller asks for one (the formulas
+//!    are the losses' own, shared with the generic path through [`crate::real`]), and
 //! 3. attach the derivatives as a single custom `burn-autodiff` node ([`autodiff::attach`]),
 //!    whose backward step is one multiplication by the upstream gradient (none when that
 //!    gradient is the scalar 1, as for a loss's own `backward()`).
 //!
 //! The choice is a safe runtime check, [`on_host`]: the `TypeId` of `B::Device` against
-//! `NdArrayDevice`. Every other backend takes the generic path, which stays the reference:
-//! the parity suite runs on both paths and they agree to float32 rounding. A loss's config can
+//! `NdArrayDevice`, made in one place (`dispatch::host_or!`). Every other backend takes the
+//! generic path: the parity suite runs on both paths and they agree to the precision they
+//! compute in (float32 rounding; 1e-12 relative on float64 backends). A loss's config can
 //! force the generic path (`fast_path = false`). This module needs the crate feature
 //! `ndarray` (on by default); without it every backend takes the generic path.
 //!
