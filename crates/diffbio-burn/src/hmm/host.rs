@@ -40,6 +40,7 @@ pub(crate) fn is_host_device<B: Backend>() -> bool {
     }
     #[cfg(not(feature = "ndarray"))]
     {
+        let _ = core::marker::PhantomData::<B>;
         false
     }
 }

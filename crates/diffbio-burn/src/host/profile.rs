@@ -179,6 +179,25 @@ pub(crate) struct MixtureInputs<B: Backend> {
     pub labels: Option<Tensor<B, 1, Int>>,
 }
 
+impl<B: Backend> MixtureInputs<B> {
+    /// The mixture loss's checked inputs, `y` and `logits` `[n, s, L]` flattened over
+    /// strands × positions.
+    pub(crate) fn new(
+        y: Tensor<B, 3>,
+        logits: Tensor<B, 3>,
+        log_counts: Tensor<B, 2>,
+        labels: Option<Tensor<B, 1, Int>>,
+    ) -> Self {
+        let [n, s, l] = y.dims();
+        Self {
+            y: y.reshape([n, s * l]),
+            logits: logits.reshape([n, s * l]),
+            log_counts,
+            labels,
+        }
+    }
+}
+
 /// How the per-region losses are combined: `None` keeps them per region (`[n]`), otherwise
 /// the profile losses are summed and multiplied by `profile`, the count losses by `count`.
 #[derive(Clone, Copy, Debug)]

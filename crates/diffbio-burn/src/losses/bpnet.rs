@@ -146,13 +146,14 @@ impl BpnetMixtureLoss {
         labels: Option<Tensor<B, 1, Int>>,
         reduction: Reduction,
     ) -> BpnetLosses<B, 1> {
-        let n = y.dims()[0];
         host_or!(
             B,
             self.fast_path && non_empty(&y),
             {
                 self.check(&y, &logits, &log_counts, labels.as_ref());
-                let inputs = host_inputs(y, logits, log_counts, labels);
+                let n = y.dims()[0];
+                let inputs =
+                    crate::host::profile::MixtureInputs::new(y, logits, log_counts, labels);
                 let (profile, count) = crate::host::profile::mixture(inputs, |labelled| {
                     let inv_n = 1.0 / n as f64;
                     let (profile, count) = match reduction {
@@ -228,7 +229,8 @@ impl BpnetMixtureLoss {
             B,
             self.fast_path && non_empty(&y),
             {
-                let inputs = host_inputs(y, logits, log_counts, labels);
+                let inputs =
+                    crate::host::profile::MixtureInputs::new(y, logits, log_counts, labels);
                 let (profile, count) = crate::host::profile::mixture(inputs, |_| None);
                 self.combine(profile, count)
             },
@@ -304,23 +306,6 @@ impl BpnetMixtureLoss {
 /// 0/1 labels as floats of `like`'s dtype (not the device default).
 fn float_like<B: Backend>(labels: Tensor<B, 1, Int>, like: &Tensor<B, 2>) -> Tensor<B, 1> {
     labels.float().cast(like.dtype())
-}
-
-/// The inputs flattened over strands × positions for the host kernel.
-#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
-fn host_inputs<B: Backend>(
-    y: Tensor<B, 3>,
-    logits: Tensor<B, 3>,
-    log_counts: Tensor<B, 2>,
-    labels: Option<Tensor<B, 1, Int>>,
-) -> crate::host::profile::MixtureInputs<B> {
-    let [n, s, l] = y.dims();
-    crate::host::profile::MixtureInputs {
-        y: y.reshape([n, s * l]),
-        logits: logits.reshape([n, s * l]),
-        log_counts,
-        labels,
-    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub fn gaussian_kl<B: Backend, const D: usize>(
         ("mean", &mean.dims()),
         ("logvar", &logvar.dims()),
     );
-    (mean.square() + exp_m1_minus(logvar)) * 0.5
+    kl_terms(mean, logvar).0
 }
 
 /// The element-wise KL and its derivatives `(kl, [∂/∂mean, ∂/∂logvar])`, for the fused

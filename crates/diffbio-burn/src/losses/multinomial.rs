@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::{check_output_rank, reduce, reduction_scale};
+use super::{check_output_rank, reduce};
 use crate::Reduction;
 use crate::dispatch::host_or;
 use crate::special::{constant, lgamma_value};
@@ -96,7 +96,7 @@ impl MultinomialNllLoss {
             B,
             self.fast_path && non_empty(&counts),
             {
-                let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+                let scale = super::reduction_scale(&counts.dims()[..D - 1], reduction);
                 let kernel = crate::host::profile::multinomial_nll;
                 crate::host::profile::on_rows(kernel, log_probs, counts, Some(scale))
             },
@@ -155,7 +155,7 @@ impl MultinomialNllLoss {
             B,
             self.fast_path && non_empty(&counts),
             {
-                let scale = reduction_scale(&counts.dims()[..D - 1], reduction);
+                let scale = super::reduction_scale(&counts.dims()[..D - 1], reduction);
                 let kernel = crate::host::profile::multinomial_nll_logits;
                 crate::host::profile::on_rows(kernel, logits, counts, Some(scale))
             },

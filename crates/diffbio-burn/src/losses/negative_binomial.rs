@@ -52,7 +52,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::{reduce, reduction_scale};
+use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
 use crate::real::{Real, SERIES_FROM, digamma_remainder, horner, ln_1p_minus, stirling_remainder};
@@ -159,7 +159,7 @@ impl NegativeBinomialLoss {
             B,
             self.fast_path,
             {
-                let scale = reduction_scale(&counts.dims(), reduction);
+                let scale = super::reduction_scale(&counts.dims(), reduction);
                 crate::host::nb::nll_reduced(counts, mu, theta, None, self.eps, Floor::Clamp, scale)
             },
             reduce(self.nll(counts, mu, theta), reduction)

@@ -5,8 +5,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::kl::{gaussian_kl, kl_terms};
-use super::{reduce, reduction_scale};
+use super::kl::gaussian_kl;
+use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
 use crate::real::{Real, sigmoid, softplus};
@@ -269,7 +269,7 @@ impl VaeLoss {
             B,
             self.fast_path,
             {
-                let scale = Some(reduction_scale(&x.dims(), reduction));
+                let scale = Some(super::reduction_scale(&x.dims(), reduction));
                 let kind = self.reconstruction;
                 crate::host::pointwise::map([x, x_recon], [1], scale, move |[x, r]| {
                     let (value, d) = recon_terms(kind, x, r);
@@ -285,8 +285,13 @@ impl VaeLoss {
         host_or!(
             B,
             self.fast_path,
-            crate::host::pointwise::map([mean, logvar], [0, 1], None, |[m, v]| kl_terms(m, v))
-                .elementwise(),
+            crate::host::pointwise::map(
+                [mean, logvar],
+                [0, 1],
+                None,
+                |[m, v]| super::kl::kl_terms(m, v)
+            )
+            .elementwise(),
             gaussian_kl(mean, logvar)
         )
     }
@@ -301,9 +306,11 @@ impl VaeLoss {
             B,
             self.fast_path,
             {
-                let scale = Some(reduction_scale(&mean.dims(), reduction));
-                crate::host::pointwise::map([mean, logvar], [0, 1], scale, |[m, v]| kl_terms(m, v))
-                    .total()
+                let scale = Some(super::reduction_scale(&mean.dims(), reduction));
+                crate::host::pointwise::map([mean, logvar], [0, 1], scale, |[m, v]| {
+                    super::kl::kl_terms(m, v)
+                })
+                .total()
             },
             reduce(gaussian_kl(mean, logvar), reduction)
         )

@@ -26,7 +26,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::negative_binomial::{Floor, check_inputs, d_mu, d_theta, log_prob};
-use super::{reduce, reduction_scale};
+use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
 use crate::real::{Real, exp_m1_minus, sigmoid, softplus};
@@ -129,7 +129,7 @@ impl ZinbLoss {
             B,
             self.fast_path,
             {
-                let scale = reduction_scale(&counts.dims(), reduction);
+                let scale = super::reduction_scale(&counts.dims(), reduction);
                 let logits = Some(pi_logits);
                 crate::host::nb::nll_reduced(counts, mu, theta, logits, self.eps, FLOOR, scale)
             },
@@ -196,7 +196,7 @@ impl ZinbLoss {
         theta: Tensor<B, 2>,
         pi_logits: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let floor = Floor::Shift;
+        let floor = FLOOR;
         let x = constant(&counts);
         let logits = constant(&pi_logits);
         let mu_c = floor.mu(constant(&mu), self.eps);
