@@ -9,7 +9,7 @@
 //!
 //! The primitives are each executor's own, chosen to be accurate in the precision it works
 //! in:
-//! - `f64`: the standard library (`ln`, `exp`, `ln_1p`) and the host's `lgamma`/`digamma`;
+//! - `f64`: the standard library (`ln`, `exp`, `ln_1p`) and `libm`'s `lgamma`;
 //! - tensors: the backend's `log`, `exp` and arithmetic, but never its `log1p`, which some
 //!   backends compute as `log(1 + x)` (burn-wgpu does; it loses every digit of a small `x`):
 //!   [`ln_1p`](Real::ln_1p) is a series near zero and a plain `log` elsewhere, exact to the
@@ -82,8 +82,6 @@ pub(crate) trait Real:
     fn ln_1p(self) -> Self;
     /// `ln Γ(self)`, `self > 0`.
     fn lgamma(self) -> Self;
-    /// `ψ(self)`, `self > 0`.
-    fn digamma(self) -> Self;
 
     /// `self²`.
     fn square(self) -> Self {
@@ -179,31 +177,12 @@ impl Real for f64 {
     fn lgamma(self) -> Self {
         scalar_lgamma(self)
     }
-    #[inline(always)]
-    fn digamma(self) -> Self {
-        scalar_digamma(self)
-    }
 }
 
 /// `ln Γ(x)` in `f64` (musl's algorithm via the `libm` crate, error about 1 ulp).
 #[inline]
 pub(crate) fn scalar_lgamma(x: f64) -> f64 {
     libm::lgamma(x)
-}
-
-/// `ψ(x)` in `f64` (recurrence + asymptotic series to `x⁻¹⁴`).
-#[inline]
-pub(crate) fn scalar_digamma(mut x: f64) -> f64 {
-    let mut shift = 0.0;
-    while x < 8.0 {
-        shift -= x.recip();
-        x += 1.0;
-    }
-    let r2 = (x * x).recip();
-    let tail = 1.0 / 132.0 - r2 * (691.0 / 32760.0 - r2 / 12.0);
-    let series = r2
-        * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0 - r2 * tail))));
-    shift + x.ln() - 0.5 / x - series
 }
 
 impl<B: Backend, const D: usize> Real for Tensor<B, D> {
@@ -271,9 +250,6 @@ impl<B: Backend, const D: usize> Real for Tensor<B, D> {
     }
     fn lgamma(self) -> Self {
         crate::special::lgamma_value(self)
-    }
-    fn digamma(self) -> Self {
-        crate::special::digamma(self)
     }
 }
 

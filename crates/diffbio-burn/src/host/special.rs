@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digamma_and_lgamma_match_statrs() {
+    fn lgamma_matches_statrs() {
         for x in [
             1e-6,
             0.3,
@@ -140,14 +140,6 @@ mod tests {
             1e6,
             1e8,
         ] {
-            let (d, want) = (
-                crate::real::scalar_digamma(x),
-                statrs::function::gamma::digamma(x),
-            );
-            assert!(
-                (d - want).abs() <= 1e-13 * want.abs().max(1.0),
-                "digamma({x}): {d} vs {want}"
-            );
             let (l, want) = (lgamma(x), statrs::function::gamma::ln_gamma(x));
             assert!(
                 (l - want).abs() <= 1e-13 * want.abs().max(1.0),

@@ -7,17 +7,16 @@
 //! up to 4e-3. Every path must be within 1e-4 of float64: absolute on the gradient of the
 //! mean NLL with respect to the raw logits, relative on the NLL itself.
 
-mod common;
 
+use crate::hmm_ref;
+use crate::common;
 use burn::tensor::backend::AutodiffBackend;
-use common::to_f64;
+use crate::common::to_f64;
 use diffbio_burn::Reduction;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-#[path = "hmm_ref/mod.rs"]
-mod hmm_ref;
-use hmm_ref::*;
+use crate::hmm_ref::*;
 
 const S: usize = 6;
 const T: usize = 300;

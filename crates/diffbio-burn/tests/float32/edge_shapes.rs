@@ -1,10 +1,9 @@
 //! Edge shapes get the same answer, or the same clear error, on the host kernels and the
 //! generic path: empty category dimensions, empty profiles, rank-1 inputs.
 
-mod common;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{AdF32 as B, to_f64};
+use crate::common::{AdF32 as B, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::multinomial::MultinomialNllLossConfig;

@@ -16,12 +16,10 @@
 //! `strided_equals_contiguous` and `fallback_attach` compare the same code on the same numbers
 //! and run (and pass) today.
 
-mod common;
-mod fast_paths_suite;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::DType;
-use fast_paths_suite::Tol;
+use crate::fast_paths_suite::Tol;
 
 type Known = Autodiff<NdArray<f64>>;
 /// Same float type, `i32` integers: not `TypeId`-recognised by the host module.

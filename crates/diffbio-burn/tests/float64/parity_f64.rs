@@ -32,11 +32,10 @@
 //! δ = 1e-8; `recon` is its mean and each gradient entry is bounded by it, so `atol` is
 //! twice that mean, computed from the fixture's inputs.
 
-mod common;
-mod parity_harness;
 
+use crate::parity_harness;
 use burn::backend::{Autodiff, NdArray};
-use parity_harness::{Fixture, Impl, Tolerance, Tolerances, config_f64, config_str};
+use crate::parity_harness::{Fixture, Impl, Tolerance, Tolerances, config_f64, config_str};
 
 /// `rtol` of every float64 comparison.
 const F64_RTOL: f64 = 1e-12;

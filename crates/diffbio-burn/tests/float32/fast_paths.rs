@@ -4,12 +4,10 @@
 //! (`Autodiff<NdArray<f32, i32>>`). See `fast_paths_suite/mod.rs`; the float64 run is
 //! `fast_paths_f64.rs` (one NdArray float type per test binary).
 
-mod common;
-mod fast_paths_suite;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::DType;
-use fast_paths_suite::Tol;
+use crate::fast_paths_suite::Tol;
 
 type Known = Autodiff<NdArray<f32>>;
 /// Same float type, `i32` integers: not `TypeId`-recognised by the host module.

@@ -1,19 +1,17 @@
 //! HMM tests: brute-force path enumeration on tiny models, padding, finite-difference
 //! gradients on `NdArray<f64>`, and the validation errors.
 
-mod common;
 
+use crate::common;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use common::{assert_close, to_f64};
+use crate::common::{assert_close, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-#[path = "hmm_ref/mod.rs"]
-mod hmm_ref;
-use hmm_ref::*;
+use crate::hmm_ref::*;
 
 // ---------------------------------------------------------------------------------------------
 // Likelihood

@@ -3,12 +3,12 @@
 //! its probabilities match the truth up to a relabelling of the states (max abs error ≤ 0.05).
 //! Deterministic: seeded sampling, seeded initialisation, full-batch steps.
 
-mod common;
 
+use crate::common;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use common::to_f64;
+use crate::common::to_f64;
 use diffbio_burn::Reduction;
 use diffbio_burn::hmm::{Hmm, HmmConfig};
 

@@ -2,16 +2,14 @@
 //! `Autodiff<Wgpu>` with the `wgpu` feature), plus self-checks of the harness. The float64 run
 //! is `parity_f64.rs`. See `parity_harness/mod.rs` for the fixture handling.
 
-mod common;
-mod parity_harness;
 
 use std::collections::BTreeMap;
 
 use burn::backend::{Autodiff, NdArray};
 use serde_json::Value;
 
-use common::{CloseReport, compare};
-use parity_harness::*;
+use crate::common::{CloseReport, compare};
+use crate::parity_harness::*;
 
 /// `parity_test!(name, Backend, "label", path)` defines a `#[test]` running every fixture on
 /// `Backend` (an autodiff backend) with the given implementation path.

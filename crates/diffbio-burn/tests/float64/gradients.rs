@@ -5,12 +5,12 @@
 //!
 //! A float64-only test binary (see `common::assert_native_float_dtype`).
 
-mod common;
 
+use crate::common;
 use std::panic::catch_unwind;
 
 use burn::tensor::{Int, Tensor};
-use common::{AdF64, GradCheck, check_gradients, int_tensor, tensor_f64};
+use crate::common::{AdF64, GradCheck, check_gradients, int_tensor, tensor_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::kl::gaussian_kl;

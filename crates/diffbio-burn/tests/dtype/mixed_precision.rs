@@ -4,11 +4,10 @@
 //! values and gradients on both paths, and agree with each other. Inputs of two dtypes are
 //! refused with a message naming the loss and the arguments. (The HMM has its own binary.)
 
-mod common;
 
 use burn::backend::NdArray;
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use common::{AdF32 as B, assert_close, to_f64};
+use crate::common::{AdF32 as B, assert_close, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;

@@ -3,16 +3,13 @@
 //! float dtype by device type, which `NdArray<f32>` and `NdArray<f64>` share: in one test
 //! process the first backend used decides the dtype of both.
 
-mod common;
 
-use common::{AdF64, GradCheck, assert_close, to_f64};
+use crate::common::{AdF64, GradCheck, assert_close, to_f64};
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "hmm_ref/mod.rs"]
-mod hmm_ref;
-use hmm_ref::*;
+use crate::hmm_ref::*;
 
 #[test]
 fn likelihood_equals_path_sum_f64() {

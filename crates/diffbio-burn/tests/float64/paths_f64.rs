@@ -4,10 +4,9 @@
 //! both paths NaN in gives NaN out. `Autodiff<NdArray<f64>>` only (one float type per test
 //! binary: Burn 0.21's first NdArray precision in a process becomes the default for both).
 
-mod common;
 
 use burn::tensor::{Tensor, TensorData};
-use common::{AdF64 as B, assert_close, assert_native_float_dtype, to_f64};
+use crate::common::{AdF64 as B, assert_close, assert_native_float_dtype, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::vae::{Reconstruction, VaeLossConfig};
