@@ -50,7 +50,7 @@
 //! posteriors as per-step softmaxes, so float32 loses nothing on long sequences: on
 //! near-deterministic chains (`S = 6`, `T = 300`, probabilities within 1e-5 of 0 and 1) every
 //! algorithm, taped or not, is within 1e-4 of float64 in the gradient of the mean NLL and
-//! 1e-5 relative in its value (`tests/hmm_f32_accuracy.rs`).
+//! 1e-5 relative in its value (`tests/float32/hmm_f32_accuracy.rs`).
 //!
 //! Memory, in floats:
 //!

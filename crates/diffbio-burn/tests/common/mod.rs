@@ -1,4 +1,4 @@
-//! Shared utilities for the integration tests (`mod common;` in a test file).
+//! Shared utilities for the integration tests, declared by each test binary's `main.rs`.
 //!
 //! * Backend aliases: [`F64`], [`AdF64`] (float64 NdArray, with autodiff) and [`AdF32`].
 //! * Tensor construction from `f64` data **without** a detour through `f32`

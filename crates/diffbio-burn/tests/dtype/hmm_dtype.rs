@@ -6,7 +6,7 @@
 //! tensors by default. Explicitly F32 inputs must still work (as in half-precision training on a
 //! GPU, where the parameters are F16 and the device default F32): every entry point, with every
 //! algorithm, gives F32 outputs and gradients and never panics with "Data type mismatch".
-//! This binary touches `NdArray<f64>` first on purpose; it holds no other tests.
+//! This binary touches `NdArray<f64>` first on purpose (so does `mixed_precision.rs`).
 
 use std::sync::Once;
 

@@ -2,12 +2,11 @@
 //! `Autodiff<NdArray<f32>>` in a process whose NdArray default has become float64 (Burn 0.21:
 //! the first NdArray precision a process uses becomes the default of both) give float32
 //! values and gradients on both paths, and agree with each other. Inputs of two dtypes are
-//! refused with a message naming the loss and the arguments. (The HMM has its own binary.)
+//! refused with a message naming the loss and the arguments. (The HMM's are in `hmm_dtype.rs`.)
 
-
+use crate::common::{AdF32 as B, assert_close, to_f64};
 use burn::backend::NdArray;
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use crate::common::{AdF32 as B, assert_close, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;
@@ -198,6 +197,7 @@ fn profile_losses_follow_f32_inputs() {
 #[test]
 #[should_panic(expected = "NegativeBinomialLoss: `mu` is F32 but `theta` is F64")]
 fn two_dtypes_are_refused_with_a_clear_message() {
+    default_to_f64();
     let device = Default::default();
     let x = f32_leaf(&[1.0, 2.0], [1, 2]);
     let mu = f32_leaf(&[1.0, 2.0], [1, 2]);

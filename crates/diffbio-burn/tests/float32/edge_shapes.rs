@@ -1,9 +1,8 @@
 //! Edge shapes get the same answer, or the same clear error, on the host kernels and the
 //! generic path: empty category dimensions, empty profiles, rank-1 inputs.
 
-
-use burn::tensor::{Int, Tensor, TensorData};
 use crate::common::{AdF32 as B, to_f64};
+use burn::tensor::{Int, Tensor, TensorData};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::multinomial::MultinomialNllLossConfig;

@@ -3,7 +3,6 @@
 //! name the loss, the input and the first bad value. Config errors (`init`) are backend-free
 //! and tested next to each config in the library.
 
-
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use diffbio_burn::Reduction;

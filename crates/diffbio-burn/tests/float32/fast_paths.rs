@@ -2,12 +2,11 @@
 //! signed/zero upstream weights, inputs larger than a kernel chunk, and the fallback gradient
 //! attachment of an autodiff backend the host module does not recognise
 //! (`Autodiff<NdArray<f32, i32>>`). See `fast_paths_suite/mod.rs`; the float64 run is
-//! `fast_paths_f64.rs` (one NdArray float type per test binary).
+//! `float64/fast_paths_f64.rs` (one NdArray float type per test binary).
 
-
+use crate::fast_paths_suite::Tol;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::DType;
-use crate::fast_paths_suite::Tol;
 
 type Known = Autodiff<NdArray<f32>>;
 /// Same float type, `i32` integers: not `TypeId`-recognised by the host module.

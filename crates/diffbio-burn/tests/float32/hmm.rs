@@ -1,11 +1,10 @@
 //! HMM tests: brute-force path enumeration on tiny models, padding, finite-difference
 //! gradients on `NdArray<f64>`, and the validation errors.
 
-
 use crate::common;
+use crate::common::{assert_close, to_f64};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use crate::common::{assert_close, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::rngs::StdRng;

@@ -7,11 +7,9 @@
 //! up to 4e-3. Every path must be within 1e-4 of float64: absolute on the gradient of the
 //! mean NLL with respect to the raw logits, relative on the NLL itself.
 
-
-use crate::hmm_ref;
 use crate::common;
-use burn::tensor::backend::AutodiffBackend;
 use crate::common::to_f64;
+use burn::tensor::backend::AutodiffBackend;
 use diffbio_burn::Reduction;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -14,11 +14,10 @@
 //! sweep covers `theta` from 1e-4 to 1e10, counts and `mu` up to 1e5, `mu` down to 1e-6 and
 //! `pi_logits` to ±15.
 
-
 use crate::common;
+use crate::common::to_f64;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use crate::common::to_f64;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::zinb::ZinbLossConfig;
 use statrs::function::gamma::ln_gamma;

@@ -2,7 +2,6 @@
 //! `Autodiff<Wgpu>` with the `wgpu` feature), plus self-checks of the harness. The float64 run
 //! is `parity_f64.rs`. See `parity_harness/mod.rs` for the fixture handling.
 
-
 use std::collections::BTreeMap;
 
 use burn::backend::{Autodiff, NdArray};

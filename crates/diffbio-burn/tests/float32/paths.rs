@@ -3,10 +3,9 @@
 //! every loss and output form: element-wise, per row and each reduction. Seeded random inputs
 //! with zero counts, unlabelled regions and a batch without peaks; `Autodiff<NdArray<f32>>`.
 
-
+use crate::common::{TestNdArray as B, assert_close, to_f64};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
-use crate::common::{TestNdArray as B, assert_close, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::multinomial::MultinomialNllLossConfig;

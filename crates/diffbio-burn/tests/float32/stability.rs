@@ -3,7 +3,6 @@
 //! theta 1e-4..1e6, logits ±50, logvar ±20), including the corners of the domain, on every
 //! backend the suite runs on.
 
-
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use diffbio_burn::Reduction;

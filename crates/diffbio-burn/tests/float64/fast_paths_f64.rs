@@ -2,7 +2,7 @@
 //! signed/zero upstream weights, inputs larger than a kernel chunk, and the fallback gradient
 //! attachment of an autodiff backend the host module does not recognise
 //! (`Autodiff<NdArray<f64, i32>>`). See `fast_paths_suite/mod.rs`; the float32 run is
-//! `fast_paths.rs` (one NdArray float type per test binary).
+//! `float32/fast_paths.rs` (one NdArray float type per test binary).
 //!
 //! The fast-vs-generic checks (`strided_inputs`, `weighted_upstream`, `large_inputs`) are held
 //! to the issue-10 float64 target, 1e-12 relative (with an absolute floor of 1e-13 for values
@@ -16,10 +16,9 @@
 //! `strided_equals_contiguous` and `fallback_attach` compare the same code on the same numbers
 //! and run (and pass) today.
 
-
+use crate::fast_paths_suite::Tol;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::DType;
-use crate::fast_paths_suite::Tol;
 
 type Known = Autodiff<NdArray<f64>>;
 /// Same float type, `i32` integers: not `TypeId`-recognised by the host module.

@@ -3,14 +3,12 @@
 //! where the library injects them). Inputs are seeded and cover zero and non-zero counts,
 //! small and large `theta`, both reconstruction types and labelled/unlabelled BPNet batches.
 //!
-//! A float64-only test binary (see `common::assert_native_float_dtype`).
+//! In the float64-only test binary (see `common::assert_native_float_dtype`).
 
-
-use crate::common;
 use std::panic::catch_unwind;
 
-use burn::tensor::{Int, Tensor};
 use crate::common::{AdF64, GradCheck, check_gradients, int_tensor, tensor_f64};
+use burn::tensor::{Int, Tensor};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use diffbio_burn::losses::kl::gaussian_kl;

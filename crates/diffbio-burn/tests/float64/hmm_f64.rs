@@ -3,7 +3,6 @@
 //! float dtype by device type, which `NdArray<f32>` and `NdArray<f64>` share: in one test
 //! process the first backend used decides the dtype of both.
 
-
 use crate::common::{AdF64, GradCheck, assert_close, to_f64};
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm, HmmConfig};
 use rand::SeedableRng;

@@ -32,10 +32,9 @@
 //! δ = 1e-8; `recon` is its mean and each gradient entry is bounded by it, so `atol` is
 //! twice that mean, computed from the fixture's inputs.
 
-
 use crate::parity_harness;
-use burn::backend::{Autodiff, NdArray};
 use crate::parity_harness::{Fixture, Impl, Tolerance, Tolerances, config_f64, config_str};
+use burn::backend::{Autodiff, NdArray};
 
 /// `rtol` of every float64 comparison.
 const F64_RTOL: f64 = 1e-12;

@@ -4,9 +4,8 @@
 //! both paths NaN in gives NaN out. `Autodiff<NdArray<f64>>` only (one float type per test
 //! binary: Burn 0.21's first NdArray precision in a process becomes the default for both).
 
-
-use burn::tensor::{Tensor, TensorData};
 use crate::common::{AdF64 as B, assert_close, assert_native_float_dtype, to_f64};
+use burn::tensor::{Tensor, TensorData};
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::vae::{Reconstruction, VaeLossConfig};

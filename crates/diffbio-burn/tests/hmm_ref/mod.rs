@@ -1,5 +1,5 @@
 //! Host-side float64 reference for the HMM tests: models as raw logits, brute force over
-//! all state paths, tensor builders. Included by `tests/hmm*.rs` with `#[path]`.
+//! all state paths, tensor builders. Declared by each test binary's `main.rs`.
 #![allow(dead_code)]
 
 use burn::tensor::backend::Backend;
