@@ -43,6 +43,26 @@ struct NbInputs<B: Backend> {
     pub floor: Floor,
 }
 
+impl<B: Backend> NbInputs<B> {
+    fn new(
+        counts: Tensor<B, 2>,
+        mu: Tensor<B, 2>,
+        theta: Tensor<B, 2>,
+        pi_logits: Option<Tensor<B, 2>>,
+        eps: f64,
+        floor: Floor,
+    ) -> Self {
+        Self {
+            counts,
+            mu,
+            theta,
+            pi_logits,
+            eps,
+            floor,
+        }
+    }
+}
+
 /// The element-wise negative log-likelihood `[B, G]` of checked inputs (`theta` `[1|B, G]`,
 /// `pi_logits` for ZINB), gradients attached.
 pub(crate) fn nll<B: Backend>(
@@ -53,15 +73,8 @@ pub(crate) fn nll<B: Backend>(
     eps: f64,
     floor: Floor,
 ) -> Tensor<B, 2> {
-    let inputs = NbInputs {
-        counts,
-        mu,
-        theta,
-        pi_logits,
-        eps,
-        floor,
-    };
-    let shape = inputs.counts.dims();
+    let shape = counts.dims();
+    let inputs = NbInputs::new(counts, mu, theta, pi_logits, eps, floor);
     run(inputs, None, |values, device| {
         tensor_from(values, shape, device)
     })
@@ -78,14 +91,7 @@ pub(crate) fn nll_reduced<B: Backend>(
     floor: Floor,
     scale: f64,
 ) -> Tensor<B, 1> {
-    let inputs = NbInputs {
-        counts,
-        mu,
-        theta,
-        pi_logits,
-        eps,
-        floor,
-    };
+    let inputs = NbInputs::new(counts, mu, theta, pi_logits, eps, floor);
     run(inputs, Some(scale), |total, device| {
         tensor_from(total, [1], device)
     })

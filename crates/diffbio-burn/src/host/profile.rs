@@ -9,6 +9,8 @@ use rayon::prelude::*;
 use super::autodiff::attach;
 use super::special::{exp_nonpositive, ln_factorial};
 use super::{HostFloat, HostTensor, simd, tensor_from};
+use crate::losses::log1p_mse::residual;
+use crate::losses::multinomial::row_nll;
 
 /// Per-row multinomial NLL of `counts` under `log_probs` (`[rows, L]`), with
 /// `∂/∂log_probs = -counts`: a `[rows]` tensor (`scale: None`) or `[1]` holding
@@ -39,7 +41,7 @@ pub(crate) fn multinomial_nll<B: Backend>(
                         total += ck;
                         d[k] = <$e>::from_f64(ck * factor);
                     }
-                    log_factorials - ln_factorial(total) - dot
+                    row_nll(total, dot, log_factorials)
                 })
                 .collect();
             let value = values::<B, $e>(per_row, scale, &device);
@@ -108,10 +110,7 @@ fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> 
     for k in 0..l.len() {
         d[k] = E::from_f64(softmax_scale * shifted[k] - w * y[k].to_f64());
     }
-    (
-        total * lse - dot + log_factorials - ln_factorial(total),
-        total,
-    )
+    (row_nll(total, dot - total * lse, log_factorials), total)
 }
 
 /// Per-row multinomial NLL of `counts` under `softmax(logits)` (`[rows, L]`), with
@@ -243,7 +242,7 @@ pub(crate) fn mixture<B: Backend>(
                     let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
                     let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d);
                     let profile = labels[r] * nll;
-                    let residual = total.ln_1p() - lc[r].to_f64();
+                    let residual = residual(lc[r].to_f64(), total);
                     (profile, residual * residual, -2.0 * residual * c_scale)
                 })
                 .collect();

@@ -10,6 +10,7 @@ use super::multinomial::MultinomialNllLoss;
 use super::multinomial::non_empty;
 use crate::Reduction;
 use crate::dispatch::host_or;
+use crate::real::Real;
 use crate::validate;
 
 const NAME: &str = "BpnetMixtureLoss";
@@ -155,12 +156,7 @@ impl BpnetMixtureLoss {
                 let inputs =
                     crate::host::profile::MixtureInputs::new(y, logits, log_counts, labels);
                 let (profile, count) = crate::host::profile::mixture(inputs, |labelled| {
-                    let inv_n = 1.0 / n as f64;
-                    let (profile, count) = match reduction {
-                        Reduction::Mean | Reduction::Auto => (1.0 / labelled.max(1) as f64, inv_n),
-                        Reduction::Sum => (1.0, 1.0),
-                        Reduction::BatchMean => (inv_n, inv_n),
-                    };
+                    let (profile, count) = mixture_scales(reduction, n, labelled as f64);
                     Some(crate::host::profile::Scales { profile, count })
                 });
                 self.combine(profile, count)
@@ -179,27 +175,14 @@ impl BpnetMixtureLoss {
         reduction: Reduction,
     ) -> BpnetLosses<B, 1> {
         let n = y.dims()[0];
-        let labelled = labels.as_ref().map(|l| float_like(l.clone(), &log_counts));
-        let per_region = self.forward_no_reduction(y, logits, log_counts, labels);
-        let (profile, count) = match reduction {
-            Reduction::Mean | Reduction::Auto => {
-                let count = per_region.count.mean();
-                let profile = match labelled {
-                    // Rows without a label are 0 in `per_region.profile`; dividing by at
-                    // least 1 makes a batch without peaks 0, with zero gradient.
-                    Some(l) => per_region.profile.sum() / l.sum().clamp_min(1.0),
-                    None => per_region.profile.mean(),
-                };
-                (profile, count)
-            }
-            Reduction::Sum => (per_region.profile.sum(), per_region.count.sum()),
-            // Multiplications: see `reduce` (burn-autodiff's scalar division is f32).
-            Reduction::BatchMean => (
-                per_region.profile.sum() * (1.0 / n as f64),
-                per_region.count.sum() * (1.0 / n as f64),
-            ),
+        let labelled = match &labels {
+            Some(l) => float_like(l.clone(), &log_counts).sum(),
+            None => Tensor::full([1], n as f64, (&log_counts.device(), log_counts.dtype())),
         };
-        self.combine(profile, count)
+        let per_region = self.forward_no_reduction(y, logits, log_counts, labels);
+        let (profile_scale, count_scale) = mixture_scales(reduction, n, labelled);
+        let profile = per_region.profile.sum() * profile_scale;
+        self.combine(profile, per_region.count.sum() * count_scale)
     }
 
     /// The losses per region: `profile[i]` (0 for regions with label 0), `count[i]` and
@@ -300,6 +283,20 @@ impl BpnetMixtureLoss {
             count,
             total,
         }
+    }
+}
+
+/// The factors `(profile, count)` by which a [`Reduction`] multiplies the summed per-region
+/// profile and count losses of `n` regions, `labelled` of them peaks: `Mean`/`Auto` as
+/// bpnet-lite (profile over the peaks, at least one, so that a batch without peaks gives 0
+/// with zero gradient; count over all regions), `Sum` 1, `BatchMean` `1/n`. Shared by the
+/// host kernel (`labelled` a number) and the generic path (a `[1]` tensor, no read-back).
+pub(crate) fn mixture_scales<R: Real>(reduction: Reduction, n: usize, labelled: R) -> (R, f64) {
+    let inv_n = 1.0 / n as f64;
+    match reduction {
+        Reduction::Mean | Reduction::Auto => (labelled.clamp_min(1.0).recip(), inv_n),
+        Reduction::Sum => (labelled.full_like(1.0), 1.0),
+        Reduction::BatchMean => (labelled.full_like(inv_n), inv_n),
     }
 }
 

@@ -7,7 +7,8 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::{check_output_rank, reduce};
 use crate::Reduction;
-use crate::special::{constant, ln_1p_value};
+use crate::real::Real;
+use crate::special::constant;
 use crate::validate;
 
 const NAME: &str = "Log1pMseLoss";
@@ -134,6 +135,13 @@ impl Log1pMseLoss {
             validate::finite(NAME, "log_pred", &log_pred);
             validate::non_negative(NAME, "counts", &counts);
         }
-        (ln_1p_value(constant(&counts)) - log_pred).square()
+        residual(log_pred, constant(&counts)).square()
     }
+}
+
+/// `ln_1p(counts) - log_pred`: the loss is its square and its derivative with respect to
+/// `log_pred` is `-2·residual`. Shared by the mixture loss's host kernel and generic path.
+#[inline(always)]
+pub(crate) fn residual<R: Real>(log_pred: R, counts: R) -> R {
+    counts.ln_1p() - log_pred
 }

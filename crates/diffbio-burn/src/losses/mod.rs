@@ -12,27 +12,21 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use crate::Reduction;
 
-/// Applies a [`Reduction`] to an element-wise loss of any rank: `Mean`/`Auto` average all
-/// elements, `Sum` adds them, `BatchMean` divides the sum by the size of the first dimension.
+/// Applies a [`Reduction`] to an element-wise loss of any rank: the sum times
+/// [`reduction_scale`].
 pub(crate) fn reduce<B: Backend, const D: usize>(
     loss: Tensor<B, D>,
     reduction: Reduction,
 ) -> Tensor<B, 1> {
-    match reduction {
-        Reduction::Mean | Reduction::Auto => loss.mean(),
-        Reduction::Sum => loss.sum(),
-        Reduction::BatchMean => {
-            // Multiply by 1/B rather than divide by B: burn-autodiff 0.21's backward of a
-            // scalar division rounds the divisor's reciprocal to f32, even on f64 tensors.
-            let batch = loss.dims()[0];
-            loss.sum() * (1.0 / batch as f64)
-        }
-    }
+    let scale = reduction_scale(&loss.dims(), reduction);
+    loss.sum() * scale
 }
 
-/// The factor a [`Reduction`] applies to the sum of an element-wise loss of shape `dims`
-/// (for kernels that fuse the reduction).
-#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+/// The factor a [`Reduction`] applies to the sum of an element-wise loss of shape `dims`:
+/// `Mean`/`Auto` `1/(number of elements)`, `Sum` 1, `BatchMean` `1/dims[0]`. The one
+/// definition of the reductions: the generic path multiplies by it (burn-autodiff 0.21's
+/// backward of a scalar *division* rounds the divisor's reciprocal to f32, even on f64
+/// tensors) and the host kernels fuse it.
 pub(crate) fn reduction_scale(dims: &[usize], reduction: Reduction) -> f64 {
     match reduction {
         Reduction::Mean | Reduction::Auto => 1.0 / dims.iter().product::<usize>() as f64,

@@ -9,6 +9,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use super::{check_output_rank, reduce};
 use crate::Reduction;
 use crate::dispatch::host_or;
+use crate::real::Real;
 use crate::special::{constant, lgamma_value};
 use crate::validate;
 
@@ -225,10 +226,27 @@ impl MultinomialNllLoss {
     ) -> Tensor<B, D> {
         let counts = constant(&counts);
         let last = D - 1;
-        let log_coefficient = lgamma_value(counts.clone().sum_dim(last) + 1.0)
-            - lgamma_value(counts.clone() + 1.0).sum_dim(last);
-        (counts * log_probs).sum_dim(last).neg() - log_coefficient
+        row_nll(
+            counts.clone().sum_dim(last),
+            (counts.clone() * log_probs).sum_dim(last),
+            lgamma_value(counts + 1.0).sum_dim(last),
+        )
     }
+}
+
+/// The multinomial NLL of one row of counts `x` under log-probabilities `log p`, from the
+/// row's sums `total = N = Σ x`, `dot = Σ x·log p` and `log_factorials = Σ ln x!`:
+///
+/// ```text
+/// NLL = -ln N! + Σ ln x! - Σ x·log p
+/// ```
+///
+/// With logits `l` in place of `log p`, `dot = Σ x·l - N·logsumexp(l)`. The gradient with
+/// respect to `log p` is `-x`; with respect to `l`, `N·softmax(l) - x`. Shared by the host
+/// kernels and the generic path.
+#[inline(always)]
+pub(crate) fn row_nll<R: Real>(total: R, dot: R, log_factorials: R) -> R {
+    log_factorials - (total + 1.0).lgamma() - dot
 }
 
 /// `log_softmax` over the last dimension; an empty last dimension stays empty (Burn's
