@@ -17,5 +17,6 @@ mod parity_harness;
 mod fast_paths_f64;
 mod gradients;
 mod hmm_f64;
+mod nb_accuracy_f64;
 mod parity_f64;
 mod paths_f64;
