@@ -405,3 +405,63 @@ where
         .fold(GradCheck::new(name), |c, (n, d)| c.input(n, d.clone()))
         .run(f)
 }
+
+/// `|got - want| / (|want| + floor)`: a relative error that turns absolute below `floor`.
+pub fn rel_err(got: f64, want: f64, floor: f64) -> f64 {
+    (got - want).abs() / (want.abs() + floor)
+}
+
+/// An accuracy sweep over many cases of three quantities (a value and two derivatives): the
+/// worst error of each, and a line for every case where one exceeds its tolerance.
+pub struct Sweep {
+    names: [&'static str; 3],
+    tolerances: [f64; 3],
+    worst: [f64; 3],
+    cases: usize,
+    failures: Vec<String>,
+}
+
+impl Sweep {
+    /// A sweep of the quantities `names`, each with its tolerance.
+    pub fn new(names: [&'static str; 3], tolerances: [f64; 3]) -> Self {
+        Self {
+            names,
+            tolerances,
+            worst: [0.0; 3],
+            cases: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records one case's three errors; `describe` names the case and its values, called
+    /// only when an error exceeds its tolerance (NaN errors fail).
+    pub fn record(&mut self, errors: [f64; 3], describe: impl FnOnce() -> String) {
+        self.cases += 1;
+        for (w, e) in self.worst.iter_mut().zip(errors) {
+            *w = w.max(e);
+        }
+        if !errors.iter().zip(self.tolerances).all(|(e, t)| *e <= t) {
+            let [a, b, c] = errors;
+            self.failures
+                .push(format!("{} (errors {a:.1e}, {b:.1e}, {c:.1e})", describe()));
+        }
+    }
+
+    /// Prints the worst errors under `title` and panics listing the failing cases.
+    pub fn finish(self, title: &str) {
+        let worst: Vec<String> = (self.names.iter().zip(self.worst))
+            .map(|(n, w)| format!("{n} {w:.2e}"))
+            .collect();
+        println!(
+            "{title} over {} cases: max rel err {}",
+            self.cases,
+            worst.join(", ")
+        );
+        assert!(
+            self.failures.is_empty(),
+            "{title}: {} failures:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}

@@ -15,7 +15,7 @@
 //! `pi_logits` to ±15.
 
 use crate::common;
-use crate::common::to_f64;
+use crate::common::{Sweep, rel_err, to_f64};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
@@ -80,11 +80,6 @@ fn row<B: AutodiffBackend>(v: Vec<f32>, device: &B::Device) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(v, [1, n]), device)
 }
 
-/// Relative error with the floors described at the call site.
-fn rel(got: f64, want: f64, floor: f64) -> f64 {
-    (got - want).abs() / (want.abs() + floor)
-}
-
 fn nb_sweep<B: AutodiffBackend>(fast_path: bool) {
     let cases = grid();
     let device = Default::default();
@@ -103,45 +98,34 @@ fn nb_sweep<B: AutodiffBackend>(fast_path: bool) {
     let g_mu = to_f64(mu.grad(&grads).unwrap());
     let g_theta = to_f64(theta.grad(&grads).unwrap());
 
-    let (mut worst_value, mut worst_mu, mut worst_theta) = (0f64, 0f64, 0f64);
-    let mut failures = Vec::new();
+    let mut sweep = Sweep::new(["value", "d/dmu", "d/dtheta"], [1e-5, 1e-4, 1e-4]);
     for (i, &(x, m, t)) in cases.iter().enumerate() {
         // The oracle at the f32-rounded inputs the loss saw.
         let (x, m, t) = (x as f32 as f64, m as f32 as f64, t as f32 as f64);
         let (lp, d_mu, d_theta) = oracle(x, m, t);
         // Values within 1e-5 relative (floor 1e-3 nats). Gradients within 1e-4 relative, or
-        // 1e-6 of the size of the terms that cancel in them (16 float32 ulps; `rel` with a
+        // 1e-6 of the size of the terms that cancel in them (16 float32 ulps; `rel_err` with a
         // floor of 1e-2 × that size): below that is float32 rounding of the inputs (e.g.
         // `mu + 1e-8 == mu`) and of the terms, not the formula.
-        let value_err = rel(-nll[i], lp, 1e-3);
         let mf = m + EPS;
         let mu_scale = x / mf + (t + x) / (t + mf);
         let theta_scale = x / t + (mf / t).ln_1p() + (mf - x).abs() / (t + mf);
-        let mu_err = rel(-g_mu[i], d_mu, 1e-2 * mu_scale);
-        let theta_err = rel(-g_theta[i], d_theta, 1e-2 * theta_scale);
-        worst_value = worst_value.max(value_err);
-        worst_mu = worst_mu.max(mu_err);
-        worst_theta = worst_theta.max(theta_err);
-        if !(value_err <= 1e-5 && mu_err <= 1e-4 && theta_err <= 1e-4) {
-            failures.push(format!(
-                "x={x} mu={m} theta={t}: nll {} vs {} (rel {value_err:.1e}); dmu {} vs {} \
-                 ({mu_err:.1e}); dtheta {:e} vs {:e} ({theta_err:.1e})",
+        let errors = [
+            rel_err(-nll[i], lp, 1e-3),
+            rel_err(-g_mu[i], d_mu, 1e-2 * mu_scale),
+            rel_err(-g_theta[i], d_theta, 1e-2 * theta_scale),
+        ];
+        sweep.record(errors, || {
+            format!(
+                "x={x} mu={m} theta={t}: nll {} vs {}; dmu {} vs {}; dtheta {:e} vs {:e}",
                 nll[i], -lp, g_mu[i], -d_mu, g_theta[i], -d_theta
-            ));
-        }
+            )
+        });
     }
-    println!(
-        "NB f32 on {} (fast_path {fast_path}) vs f64 over {} cases: max rel err value \
-         {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dtheta {worst_theta:.2e}",
-        std::any::type_name::<B>(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep.finish(&format!(
+        "NB f32 on {} (fast_path {fast_path}) vs f64",
+        std::any::type_name::<B>()
+    ));
 }
 
 /// `softplus(x) = ln(1 + eˣ)` in float64.
@@ -172,8 +156,7 @@ fn zinb_sweep<B: AutodiffBackend>(fast_path: bool) {
     let nll = to_f64(nll);
     let g_mu = to_f64(mu.grad(&grads).unwrap());
     let g_logits = to_f64(logits.grad(&grads).unwrap());
-    let (mut worst_value, mut worst_mu, mut worst_logit) = (0f64, 0f64, 0f64);
-    let mut failures = Vec::new();
+    let mut sweep = Sweep::new(["value", "d/dmu", "d/dlogit"], [1e-5, 1e-4, 1e-4]);
     for (i, &(x, m, t, l)) in cases.iter().enumerate() {
         let (x, m, t, l) = (x as f32 as f64, m as f32 as f64, t as f32 as f64, l);
         // scVI adds eps to mu without clamping, as the oracle's `mu + EPS` does.
@@ -189,37 +172,28 @@ fn zinb_sweep<B: AutodiffBackend>(fast_path: bool) {
         } else {
             (log_nb - softplus(l), 1.0, -sigmoid(l))
         };
-        let value_err = rel(-nll[i], lp, 1e-6);
-        let mu_err = rel(-g_mu[i], d_mu_nb * weight, 1e-6 * (x / (m + EPS) + 1.0));
-        let logit_err = rel(-g_logits[i], d_logit, 1e-6);
-        worst_value = worst_value.max(value_err);
-        worst_mu = worst_mu.max(mu_err);
-        worst_logit = worst_logit.max(logit_err);
-        if !(value_err <= 1e-5 && mu_err <= 1e-4 && logit_err <= 1e-4) {
-            failures.push(format!(
-                "x={x} mu={m} theta={t} logit={l}: nll {:e} vs {:e} ({value_err:.1e}); dmu {:e} \
-                 vs {:e} ({mu_err:.1e}); dlogit {:e} vs {:e} ({logit_err:.1e})",
+        let errors = [
+            rel_err(-nll[i], lp, 1e-6),
+            rel_err(-g_mu[i], d_mu_nb * weight, 1e-6 * (x / (m + EPS) + 1.0)),
+            rel_err(-g_logits[i], d_logit, 1e-6),
+        ];
+        sweep.record(errors, || {
+            format!(
+                "x={x} mu={m} theta={t} logit={l}: nll {:e} vs {:e}; dmu {:e} vs {:e}; \
+                 dlogit {:e} vs {:e}",
                 nll[i],
                 -lp,
                 g_mu[i],
                 -d_mu_nb * weight,
                 g_logits[i],
                 -d_logit
-            ));
-        }
+            )
+        });
     }
-    println!(
-        "ZINB f32 on {} (fast_path {fast_path}) vs f64 over {} cases: max rel err value \
-         {worst_value:.2e}, d/dmu {worst_mu:.2e}, d/dlogit {worst_logit:.2e}",
-        std::any::type_name::<B>(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep.finish(&format!(
+        "ZINB f32 on {} (fast_path {fast_path}) vs f64",
+        std::any::type_name::<B>()
+    ));
 }
 
 #[test]

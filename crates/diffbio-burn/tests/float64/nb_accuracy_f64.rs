@@ -13,7 +13,7 @@ use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::zinb::ZinbLossConfig;
 use serde_json::Value;
 
-use crate::common::{AdF64 as B, assert_native_float_dtype, to_f64};
+use crate::common::{AdF64 as B, Sweep, assert_native_float_dtype, rel_err, to_f64};
 
 const EPS: f64 = 1e-8;
 
@@ -43,14 +43,10 @@ fn column(rows: &[Vec<f64>], c: usize) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(v, [1, n]), &Default::default())
 }
 
-fn rel(got: f64, want: f64, floor: f64) -> f64 {
-    (got - want).abs() / (want.abs() + floor)
-}
-
-const VALUE_TOL: f64 = 1e-12;
-const GRAD_TOL: f64 = 1e-10;
+/// Value, first and second derivative.
+const TOLERANCES: [f64; 3] = [1e-12, 1e-10, 1e-10];
 /// Floor of the gradients' relative error, as a fraction of the size of their terms:
-/// `GRAD_TOL * GRAD_FLOOR = 1e-15`.
+/// `1e-10 * GRAD_FLOOR = 1e-15`.
 const GRAD_FLOOR: f64 = 1e-5;
 
 fn nb_sweep(fast_path: bool) {
@@ -70,42 +66,24 @@ fn nb_sweep(fast_path: bool) {
         to_f64(mu.grad(&grads).unwrap()),
         to_f64(theta.grad(&grads).unwrap()),
     );
-    let mut worst = [0f64; 3];
-    let mut failures = Vec::new();
+    let mut sweep = Sweep::new(["value", "d/dmu", "d/dtheta"], TOLERANCES);
     for (i, r) in rows.iter().enumerate() {
         let (x, m, t, lp, d_mu, d_theta) = (r[0], r[1] + EPS, r[2], r[3], r[4], r[5]);
         let mu_scale = x / m + (t + x) / (t + m);
         let theta_scale = x / t + (m / t).ln_1p() + (m - x).abs() / (t + m);
-        let errs = [
-            rel(-nll[i], lp, 1e-4),
-            rel(-g_mu[i], d_mu, GRAD_FLOOR * mu_scale),
-            rel(-g_theta[i], d_theta, GRAD_FLOOR * theta_scale),
+        let errors = [
+            rel_err(-nll[i], lp, 1e-4),
+            rel_err(-g_mu[i], d_mu, GRAD_FLOOR * mu_scale),
+            rel_err(-g_theta[i], d_theta, GRAD_FLOOR * theta_scale),
         ];
-        for (w, e) in worst.iter_mut().zip(errs) {
-            *w = w.max(e);
-        }
-        if !(errs[0] <= VALUE_TOL && errs[1] <= GRAD_TOL && errs[2] <= GRAD_TOL) {
-            failures.push(format!(
-                "x={x} mu={} theta={t}: nll {:e} vs {:e} ({:.1e}); dmu {:e} vs {:e} ({:.1e}); \
-                 dtheta {:e} vs {:e} ({:.1e})",
-                r[1], -nll[i], lp, errs[0], -g_mu[i], d_mu, errs[1], -g_theta[i], d_theta, errs[2]
-            ));
-        }
+        sweep.record(errors, || {
+            format!(
+                "x={x} mu={} theta={t}: nll {:e} vs {:e}; dmu {:e} vs {:e}; dtheta {:e} vs {:e}",
+                r[1], -nll[i], lp, -g_mu[i], d_mu, -g_theta[i], d_theta
+            )
+        });
     }
-    println!(
-        "NB f64 (fast_path {fast_path}) vs mpmath over {} cases: max rel err value {:.2e}, \
-         d/dmu {:.2e}, d/dtheta {:.2e}",
-        rows.len(),
-        worst[0],
-        worst[1],
-        worst[2]
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep.finish(&format!("NB f64 (fast_path {fast_path}) vs mpmath"));
 }
 
 fn zinb_sweep(fast_path: bool) {
@@ -130,51 +108,23 @@ fn zinb_sweep(fast_path: bool) {
         to_f64(mu.grad(&grads).unwrap()),
         to_f64(logits.grad(&grads).unwrap()),
     );
-    let mut worst = [0f64; 3];
-    let mut failures = Vec::new();
+    let mut sweep = Sweep::new(["value", "d/dmu", "d/dlogit"], TOLERANCES);
     for (i, r) in rows.iter().enumerate() {
         let (x, m, lp, d_mu, d_logit) = (r[0], r[1] + EPS, r[4], r[5], r[6]);
-        let errs = [
-            rel(-nll[i], lp, 1e-4),
-            rel(-g_mu[i], d_mu, GRAD_FLOOR * (x / m + 1.0)),
-            rel(-g_logits[i], d_logit, GRAD_FLOOR),
+        let errors = [
+            rel_err(-nll[i], lp, 1e-4),
+            rel_err(-g_mu[i], d_mu, GRAD_FLOOR * (x / m + 1.0)),
+            rel_err(-g_logits[i], d_logit, GRAD_FLOOR),
         ];
-        for (w, e) in worst.iter_mut().zip(errs) {
-            *w = w.max(e);
-        }
-        if !(errs[0] <= VALUE_TOL && errs[1] <= GRAD_TOL && errs[2] <= GRAD_TOL) {
-            failures.push(format!(
-                "x={x} mu={} theta={} logit={}: nll {:e} vs {:e} ({:.1e}); dmu {:e} vs {:e} \
-                 ({:.1e}); dlogit {:e} vs {:e} ({:.1e})",
-                r[1],
-                r[2],
-                r[3],
-                -nll[i],
-                lp,
-                errs[0],
-                -g_mu[i],
-                d_mu,
-                errs[1],
-                -g_logits[i],
-                d_logit,
-                errs[2]
-            ));
-        }
+        sweep.record(errors, || {
+            format!(
+                "x={x} mu={} theta={} logit={}: nll {:e} vs {:e}; dmu {:e} vs {:e}; \
+                 dlogit {:e} vs {:e}",
+                r[1], r[2], r[3], -nll[i], lp, -g_mu[i], d_mu, -g_logits[i], d_logit
+            )
+        });
     }
-    println!(
-        "ZINB f64 (fast_path {fast_path}) vs mpmath over {} cases: max rel err value {:.2e}, \
-         d/dmu {:.2e}, d/dlogit {:.2e}",
-        rows.len(),
-        worst[0],
-        worst[1],
-        worst[2]
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep.finish(&format!("ZINB f64 (fast_path {fast_path}) vs mpmath"));
 }
 
 #[test]
