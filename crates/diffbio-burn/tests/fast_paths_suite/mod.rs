@@ -1117,8 +1117,26 @@ pub fn fallback_attach<B: AutodiffBackend, U: AutodiffBackend>(loss: Loss, same:
 ///
 /// `$known`: an autodiff NdArray backend the host module recognises; `$unknown`: one it does
 /// not (same float type); `$dtype`: the float dtype both must run in.
+/// Without a list of losses: every loss with a host kernel.
 #[macro_export]
 macro_rules! fast_path_tests {
+    ($known:ty, $unknown:ty, $dtype:expr, tol: $tol:expr, layout: $layout:expr, same: $same:expr) => {
+        $crate::fast_path_tests!($known, $unknown, $dtype, tol: $tol, layout: $layout, same: $same;
+            nb => Nb,
+            nb_full_theta => NbFullTheta,
+            zinb => Zinb,
+            zinb_full_theta => ZinbFullTheta,
+            vae_mse => VaeMse,
+            vae_bce => VaeBce,
+            mnll => Mnll,
+            mnll_2d => Mnll2d,
+            mnll_logits => MnllLogits,
+            mixture => Mixture,
+            mixture_labels => MixtureLabels,
+            mixture_unlabelled => MixtureUnlabelled,
+            log1p_mse => Log1pMse,
+        );
+    };
     ($known:ty, $unknown:ty, $dtype:expr, tol: $tol:expr, layout: $layout:expr, same: $same:expr;
      $($(#[$attr:meta])* $name:ident => $loss:ident),* $(,)?) => {
         #[test]
