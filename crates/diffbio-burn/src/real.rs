@@ -78,9 +78,11 @@ pub(crate) trait Real:
     fn ln(self) -> Self;
     /// `eˢᵉˡᶠ`.
     fn exp(self) -> Self;
-    /// `ln(1 + self)`, accurate for small `self`.
+    /// `ln(1 + self)`, accurate for small `self`. On tensors the value only, like `lgamma`:
+    /// no gradient flows through it (the shared formulas run on untracked tensors and their
+    /// callers attach the derivatives; [`crate::special::ln_1p`] is the differentiable one).
     fn ln_1p(self) -> Self;
-    /// `ln Γ(self)`, `self > 0`.
+    /// `ln Γ(self)`, `self > 0` (on tensors the value only, as `ln_1p`).
     fn lgamma(self) -> Self;
 
     /// `self²`.
@@ -246,7 +248,7 @@ impl<B: Backend, const D: usize> Real for Tensor<B, D> {
         Tensor::exp(self)
     }
     fn ln_1p(self) -> Self {
-        crate::special::ln_1p(self)
+        crate::special::ln_1p_value(self)
     }
     fn lgamma(self) -> Self {
         crate::special::lgamma_value(self)
@@ -290,6 +292,13 @@ const EXP_M1_MINUS_SERIES: [f64; 13] = {
 /// the series `-r²/2 + r³/3 - ...` for `|r| < 0.1` (to `r¹⁰` in single precision, `r¹⁸` in
 /// double: truncation below the precision's rounding), the difference elsewhere.
 pub(crate) fn ln_1p_minus<R: Real>(r: R) -> R {
+    ln_1p_minus_with(r.clone(), || r.ln_1p())
+}
+
+/// [`ln_1p_minus`] for a caller that has `ln(1 + r)` at hand (`ln_1p_r`, evaluated only
+/// where `|r| >= 0.1`).
+#[inline(always)]
+pub(crate) fn ln_1p_minus_with<R: Real>(r: R, ln_1p_r: impl FnOnce() -> R) -> R {
     let terms = if r.is_double() { 17 } else { 9 };
     R::select(
         r.clone().abs().lt(0.1),
@@ -297,7 +306,7 @@ pub(crate) fn ln_1p_minus<R: Real>(r: R) -> R {
             let rs = r.clone().clamp_min(-0.1).clamp_max(0.1);
             rs.clone().square() * horner(rs, &LN_1P_MINUS_SERIES[..terms])
         },
-        || r.clone().ln_1p() - r.clone(),
+        || ln_1p_r() - r.clone(),
     )
 }
 
@@ -323,9 +332,23 @@ pub(crate) fn softplus<R: Real>(x: R) -> R {
     max0 + x.abs().neg().exp().ln_1p()
 }
 
-/// `1 / (1 + e⁻ˣ) = exp(-softplus(-x))`, no overflow.
+/// `1 / (1 + e⁻ˣ)`, no overflow, a few ulps everywhere; NaN stays NaN (see
+/// [`sigmoid_pair`]).
 pub(crate) fn sigmoid<R: Real>(x: R) -> R {
-    softplus(x.neg()).neg().exp()
+    sigmoid_pair(x).0
+}
+
+/// `(σ(x), σ(-x))` from one `e = e^-|x|`: `1/(1 + e)` and `e/(1 + e)`, in the order the
+/// sign of `x` gives.
+pub(crate) fn sigmoid_pair<R: Real>(x: R) -> (R, R) {
+    let e = x.clone().abs().neg().exp();
+    let r = (e.clone() + 1.0).recip();
+    let er = e * r.clone();
+    let positive = x.ge(0.0);
+    (
+        R::select(positive.clone(), || r.clone(), || er.clone()),
+        R::select(positive, || er.clone(), || r.clone()),
+    )
 }
 
 /// Below this argument [`stirling_remainder`] and [`digamma_remainder`]'s series give way to

@@ -4,17 +4,18 @@
 //! The maths is the losses' own, shared with the generic path ([`crate::real`]): the floors
 //! ([`Floor`]), `d/dμ` ([`nb::d_mu`]), and for every element that is not "easy" the value
 //! ([`nb::log_prob`]) and `d/dθ` ([`nb::d_theta`]), evaluated in `f64`. An element is easy
-//! when its count is a small integer (`<= 16`, most of a single-cell matrix) and `θ < 8`;
-//! there the kernel evaluates the same quantities by exact finite identities, faster:
+//! when its count is a small integer (`<= 16`, most of a single-cell matrix); there the
+//! kernel evaluates the same quantities by exact finite identities, faster:
 //!
 //! ```text
 //! log NB(x) = ln Π_{k<x} (θ + k)·μ/(θ + μ) - ln x! - θ·ln_1p(μ/θ)
 //! d/dθ      = Σ_{k<x} 1/(θ + k) - ln_1p(μ/θ) + (μ - x) / (θ + μ)     (ψ(x+θ) - ψ(θ) as a sum)
 //! ```
 //!
-//! in a branch-free, vectorised pass over the row. Every other element (large or
-//! non-integer counts, `θ >= 8`, where the textbook `d/dθ` cancels) takes the shared
-//! formulas, so the two paths agree to rounding over the whole domain. NaN in any input
+//! in a branch-free, vectorised pass over the row, except that for `θ >= 8`, where the sum
+//! cancels against `ln_1p(x/θ)`, `d/dθ` takes the shared [`nb::digamma_gap`]. Every other
+//! element (large or non-integer counts) takes the shared formulas, so the two paths agree
+//! to rounding over the whole domain. NaN in any input
 //! gives NaN out, as on the generic path.
 
 use burn::tensor::{DType, Tensor, backend::Backend};
@@ -25,7 +26,7 @@ use super::special::{ln_1p_nonnegative, ln_factorial};
 use super::{HostFloat, HostTensor, simd};
 use crate::losses::negative_binomial::{self as nb, Floor};
 use crate::losses::zinb;
-use crate::real::SERIES_FROM;
+use crate::real::{SERIES_FROM, ln_1p_minus_with};
 
 /// The NB (or, with `pi_logits`, ZINB) inputs of one loss call.
 struct NbInputs<B: Backend> {
@@ -349,7 +350,7 @@ fn process_row<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<
 
 /// The terms every element has, as if its count were 0 (branch-free, vectorised):
 /// `log NB = -θ·log1p(μ/θ)`, `d/dμ = θ(x - μ)/(μ(θ + μ))` (exact for any `x`),
-/// `d/dθ = μ/(θ + μ) - log1p(μ/θ)`.
+/// `d/dθ = ln_1p_minus(-μ/(θ + μ))`.
 #[inline(always)]
 fn zero_count_terms<E: HostFloat>(
     s: &mut Scratch,
@@ -379,31 +380,39 @@ fn zero_count_terms<E: HostFloat>(
         s.inv_theta_plus_mu[j] = inv;
         s.log_nb[j] = -theta * log1p_ratio;
         s.d_mu[j] = nb::d_mu(x[j].to_f64(), m, theta) * floor.live(&raw, eps);
+        // d/dθ at x = 0 is `ln_1p_minus(r)` with r = -μ/(θ + μ), where ln(1 + r) is
+        // -ln_1p(μ/θ); `add_count_terms` replaces it for positive counts.
+        s.d_theta[j] = ln_1p_minus_with(-m * inv, || -log1p_ratio);
     }
 }
 
-/// Completes every element: an easy one (see the module docs) gets what its positive count
-/// adds, `ln Π (θ + k)·μ/(θ + μ) - ln x!` to log NB and `Σ 1/(θ + k) - x/(θ + μ)` to `d/dθ`;
+/// Completes every element with a positive count: an easy one (see the module docs) gets what
+/// its count adds, `ln Π (θ + k)·μ/(θ + μ) - ln x!` to log NB and the digamma gap to `d/dθ`;
 /// every other element gets the shared formulas [`nb::log_prob`] and [`nb::d_theta`].
 #[inline(always)]
 fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
     for (j, count) in x.iter().enumerate() {
         let (count, theta, m) = (count.to_f64(), tt.theta[j], s.mu[j]);
+        if count == 0.0 {
+            continue; // complete from `zero_count_terms`
+        }
         // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
-        let easy = count <= SMALL_COUNT && count.fract() == 0.0 && theta < SERIES_FROM;
+        // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
+        let easy = count <= SMALL_COUNT && count.fract() == 0.0;
         if !easy {
             s.log_nb[j] = nb::log_prob(count, m, theta);
             s.d_theta[j] = nb::d_theta(count, m, theta);
         } else {
-            // d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r), as `nb::d_theta`, with
-            // the digamma difference as its finite sum.
+            // d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r), as `nb::d_theta`; below
+            // θ = 8 with the digamma difference as its finite sum, above by the shared series
+            // (where the sum would cancel against `ln_1p(x/θ)`).
             let inv = s.inv_theta_plus_mu[j];
-            let gap = if count > 0.0 {
-                let (log_ratio, digamma_diff) = rising(count, theta, m * inv);
-                s.log_nb[j] += log_ratio - ln_factorial(count);
+            let (log_ratio, digamma_diff) = rising(count, theta, m * inv);
+            s.log_nb[j] += log_ratio - ln_factorial(count);
+            let gap = if theta < SERIES_FROM {
                 digamma_diff - (count * tt.inv_theta[j]).ln_1p()
             } else {
-                0.0
+                nb::digamma_gap(count, theta)
             };
             s.d_theta[j] = gap + nb::ln_1p_minus_ratio(count, m, theta);
         }

@@ -29,7 +29,7 @@ use super::negative_binomial::{Floor, check_inputs, d_mu, d_theta, log_prob};
 use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
-use crate::real::{Real, exp_m1_minus, sigmoid, softplus};
+use crate::real::{Real, exp_m1_minus, sigmoid, sigmoid_pair, softplus};
 use crate::special::{constant, is_autodiff, with_grad};
 use crate::validate;
 
@@ -242,17 +242,20 @@ pub(crate) struct Inflated<R> {
 /// `σ(-l) - σ(L - l)`.
 #[inline(always)]
 pub(crate) fn inflate<R: Real>(is_zero: R::Mask, log_nb: R, l: R) -> Inflated<R> {
+    let (sigmoid_l, sigmoid_minus_l) = sigmoid_pair(l.clone());
     let at_zero = || {
         let a = log_nb.clone() - l.clone();
         let expm1 = exp_m1_minus(log_nb.clone()) + log_nb.clone();
-        let z = sigmoid(l.clone().neg()) * expm1;
+        let z = sigmoid_minus_l.clone() * expm1;
         let log_p = R::select(
             z.gt(-0.5),
             || z.clone().ln_1p(),
             || softplus(a.clone()) - softplus(l.clone().neg()),
         );
+        // p itself: `1 + z` is exact where the `ln_1p` branch is taken (p > 1/2).
+        let p = R::select(z.gt(-0.5), || z.clone() + 1.0, || log_p.clone().exp());
         Inflated {
-            d_logit: (sigmoid(l.clone()) * z).neg() / log_p.clone().exp(),
+            d_logit: (sigmoid_l.clone() * z).neg() / p,
             weight: sigmoid(a),
             log_p,
         }
@@ -260,7 +263,7 @@ pub(crate) fn inflate<R: Real>(is_zero: R::Mask, log_nb: R, l: R) -> Inflated<R>
     let positive = || Inflated {
         log_p: log_nb.clone() - softplus(l.clone()),
         weight: l.full_like(1.0),
-        d_logit: sigmoid(l.clone()).neg(),
+        d_logit: sigmoid_l.clone().neg(),
     };
     R::branch(is_zero, at_zero, positive, |mask, z, p| Inflated {
         log_p: R::select(mask.clone(), || z.log_p, || p.log_p),
