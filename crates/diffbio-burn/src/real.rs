@@ -335,20 +335,26 @@ pub(crate) fn softplus<R: Real>(x: R) -> R {
 /// `1 / (1 + e⁻ˣ)`, no overflow, a few ulps everywhere; NaN stays NaN (see
 /// [`sigmoid_pair`]).
 pub(crate) fn sigmoid<R: Real>(x: R) -> R {
-    sigmoid_pair(x).0
+    let (positive, r, er) = sigmoid_parts(x);
+    R::select(positive, || r, || er)
 }
 
-/// `(σ(x), σ(-x))` from one `e = e^-|x|`: `1/(1 + e)` and `e/(1 + e)`, in the order the
-/// sign of `x` gives.
+/// `(σ(x), σ(-x))` from one `exp` (see [`sigmoid_parts`]).
 pub(crate) fn sigmoid_pair<R: Real>(x: R) -> (R, R) {
+    let (positive, r, er) = sigmoid_parts(x);
+    (
+        R::select(positive.clone(), || r.clone(), || er.clone()),
+        R::select(positive, || er, || r),
+    )
+}
+
+/// `(x >= 0, 1/(1 + e), e/(1 + e))` with `e = e^-|x|`: σ(x) is the first fraction where
+/// `x >= 0` and the second elsewhere, σ(-x) the other one.
+fn sigmoid_parts<R: Real>(x: R) -> (R::Mask, R, R) {
     let e = x.clone().abs().neg().exp();
     let r = (e.clone() + 1.0).recip();
     let er = e * r.clone();
-    let positive = x.ge(0.0);
-    (
-        R::select(positive.clone(), || r.clone(), || er.clone()),
-        R::select(positive, || er.clone(), || r.clone()),
-    )
+    (x.ge(0.0), r, er)
 }
 
 /// Below this argument [`stirling_remainder`] and [`digamma_remainder`]'s series give way to

@@ -397,7 +397,6 @@ fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
             continue; // complete from `zero_count_terms`
         }
         // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
-        // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
         let easy = count <= SMALL_COUNT && count.fract() == 0.0;
         if !easy {
             s.log_nb[j] = nb::log_prob(count, m, theta);

@@ -242,8 +242,8 @@ pub(crate) fn mixture<B: Backend>(
                     let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
                     let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d);
                     let profile = labels[r] * nll;
-                    let residual = residual(lc[r].to_f64(), total);
-                    (profile, residual * residual, -2.0 * residual * c_scale)
+                    let res = residual(lc[r].to_f64(), total);
+                    (profile, res * res, -2.0 * res * c_scale)
                 })
                 .collect();
             let d_lc = per_row.iter().map(|r| <$e>::from_f64(r.2)).collect();

@@ -247,13 +247,14 @@ pub(crate) fn inflate<R: Real>(is_zero: R::Mask, log_nb: R, l: R) -> Inflated<R>
         let a = log_nb.clone() - l.clone();
         let expm1 = exp_m1_minus(log_nb.clone()) + log_nb.clone();
         let z = sigmoid_minus_l.clone() * expm1;
+        let above_half = z.gt(-0.5);
         let log_p = R::select(
-            z.gt(-0.5),
+            above_half.clone(),
             || z.clone().ln_1p(),
             || softplus(a.clone()) - softplus(l.clone().neg()),
         );
         // p itself: `1 + z` is exact where the `ln_1p` branch is taken (p > 1/2).
-        let p = R::select(z.gt(-0.5), || z.clone() + 1.0, || log_p.clone().exp());
+        let p = R::select(above_half, || z.clone() + 1.0, || log_p.clone().exp());
         Inflated {
             d_logit: (sigmoid_l.clone() * z).neg() / p,
             weight: sigmoid(a),
