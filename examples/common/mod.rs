@@ -1,12 +1,14 @@
-//! Code shared by the example programs (`mod common;` in each): the backend choice, a
-//! 10x Genomics count-matrix reader, progress bars, plots and evaluation metrics.
+//! Code shared by the example programs (`mod common;` in each): the backend choice, burn-train
+//! metrics and renderer, flags derived from a config, progress bars, plots and evaluation
+//! metrics.
 //!
 //! Each example uses a subset of these items, hence the module-wide `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod config_cli;
 pub mod metrics;
 pub mod plot;
-pub mod tenx;
+pub mod train;
 
 use std::fmt::Display;
 use std::fs;
@@ -27,6 +29,29 @@ pub enum DeviceArg {
     Ndarray,
     /// GPU, `burn-wgpu` (build with `--features wgpu`).
     Wgpu,
+}
+
+/// The devices of a data-parallel run on `n` devices of one kind.
+pub trait SeveralDevices: Sized {
+    /// `n` devices: CPU devices are one device used `n` times (NdArray); GPUs are the first `n`
+    /// discrete GPUs (wgpu).
+    fn several(n: usize) -> Vec<Self>;
+}
+
+impl SeveralDevices for burn::backend::ndarray::NdArrayDevice {
+    fn several(n: usize) -> Vec<Self> {
+        vec![Self::default(); n.max(1)]
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl SeveralDevices for burn::backend::wgpu::WgpuDevice {
+    fn several(n: usize) -> Vec<Self> {
+        match n {
+            0 | 1 => vec![Self::default()],
+            n => (0..n).map(Self::DiscreteGpu).collect(),
+        }
+    }
 }
 
 /// Runs `$run::<B>(&$args, device)` on the backend `$device` names: `Autodiff<NdArray>` or,
