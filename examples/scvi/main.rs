@@ -90,7 +90,10 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<(RunArgs, ScviTrainin
 fn run<B: AutodiffBackend>(
     (args, config): &(RunArgs, ScviTrainingConfig),
     device: B::Device,
-) -> Result<Metrics> {
+) -> Result<Metrics>
+where
+    B::Device: SeveralDevices,
+{
     let start = Instant::now();
     create_dir(&args.out)?;
     B::seed(&device, config.seed);
