@@ -1,8 +1,8 @@
 //! Cell × gene count matrices, kept sparse (CSR), and their Burn dataset and batcher.
 //!
 //! Readers: [`read_10x_mtx`] (a Cell Ranger MatrixMarket directory) and, with the `hdf5`
-//! feature, [`read_10x_h5`] (`filtered_feature_bc_matrix.h5`, Cell Ranger 2 and 3 layouts) and
-//! [`read_h5ad`] (AnnData). All give a [`CountMatrix`]: a CSR matrix of cells × genes with the
+//! feature, `read_10x_h5` (`filtered_feature_bc_matrix.h5`, Cell Ranger 2 and 3 layouts) and
+//! `read_h5ad` (AnnData). All give a [`CountMatrix`]: a CSR matrix of cells × genes with the
 //! cell and gene names and optional labels. Memory is O(nnz); only a minibatch is ever dense
 //! (see [`CountsBatcher`]).
 
