@@ -10,6 +10,7 @@
 
 pub mod counts;
 mod error;
+pub mod intervals;
 pub mod sequences;
 pub mod windows;
 

@@ -68,10 +68,8 @@ use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::sequences::{
-    Interval, Intervals, bed_chrom, bed_coordinates, describe_byte, for_each_bed_line,
-    read_raw_fasta,
-};
+use crate::intervals::{Interval, Intervals, bed_chrom, bed_coordinates, for_each_bed_line};
+use crate::sequences::{describe_byte, read_raw_fasta};
 use crate::{DataError, Result};
 
 // ---------------------------------------------------------------------------------------
