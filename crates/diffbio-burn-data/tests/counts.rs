@@ -1,9 +1,13 @@
 //! Count-matrix readers (10x MatrixMarket) and the minibatch densifier, on the bundled real
 //! files and on small broken ones.
 
+mod common;
+
+use common::bundled;
+
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::backend::NdArray;
@@ -15,12 +19,6 @@ use diffbio_burn_data::counts::{
 use flate2::read::GzDecoder;
 
 type B = NdArray<f32>;
-
-fn bundled(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(relative)
-}
 
 /// Triplets `(gene, cell, count)` of a MatrixMarket file, parsed by hand (the oracle).
 fn triplets(path: &Path) -> (usize, usize, Vec<(usize, usize, f32)>) {

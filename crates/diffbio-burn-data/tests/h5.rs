@@ -2,16 +2,14 @@
 //! MatrixMarket directories holding the same counts, and small broken files.
 #![cfg(feature = "hdf5")]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::bundled;
+
+use std::path::Path;
 
 use diffbio_burn_data::counts::{CountMatrix, H5adOptions, read_10x_h5, read_10x_mtx, read_h5ad};
 use hdf5::types::VarLenUnicode;
-
-fn bundled(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(relative)
-}
 
 fn dense(m: &CountMatrix) -> Vec<f32> {
     let mut out = vec![0.0; m.n_cells() * m.n_genes()];

@@ -3,6 +3,10 @@
 //! its README), padding and length buckets through Burn's data loader and the library's HMM,
 //! and bad input written to temporary directories.
 
+mod common;
+
+use common::bundled;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,29 +26,12 @@ use diffbio_burn_data::sequences::{
 
 type B = NdArray<f32>;
 
-/// A file of the bundled data folder (`data/` at the repository root), which these tests need.
-fn shared(relative: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    assert!(
-        root.is_dir(),
-        "the bundled data folder {} is missing; these tests read real files from it",
-        root.display()
-    );
-    let path = root.join(relative);
-    assert!(
-        path.is_file(),
-        "missing bundled data file {}",
-        path.display()
-    );
-    path
-}
-
 fn chloroplast_fasta() -> PathBuf {
-    shared("arabidopsis_chloroplast/NC_000932.fa")
+    bundled("arabidopsis_chloroplast/NC_000932.fa")
 }
 
 fn chloroplast_cds() -> PathBuf {
-    shared("arabidopsis_chloroplast/NC_000932.cds.bed")
+    bundled("arabidopsis_chloroplast/NC_000932.cds.bed")
 }
 
 fn ints<const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
@@ -507,7 +494,7 @@ fn narrow_peak_summits() {
         "{err}"
     );
     // The real file reads whole.
-    let real = Intervals::read_narrow_peak(shared(
+    let real = Intervals::read_narrow_peak(bundled(
         "yeast_atac/hmmratac_yeast500k_bedpe_accessible_regions.narrowPeak",
     ))
     .unwrap();

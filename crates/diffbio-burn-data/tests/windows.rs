@@ -3,6 +3,10 @@
 //! bigtools' writer, the shared yeast ATAC data (`data/yeast_atac`, checked
 //! against the facts of its README and a direct scan of the fragment file), and bad input.
 
+mod common;
+
+use common::bundled;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,23 +26,6 @@ use diffbio_burn_data::windows::{
 };
 
 type B = NdArray<f32>;
-
-/// A file of the bundled data folder (`data/` at the repository root), which these tests need.
-fn shared(relative: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    assert!(
-        root.is_dir(),
-        "the bundled data folder {} is missing; these tests read real files from it",
-        root.display()
-    );
-    let path = root.join(relative);
-    assert!(
-        path.is_file(),
-        "missing bundled data file {}",
-        path.display()
-    );
-    path
-}
 
 fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
@@ -527,12 +514,12 @@ fn bigwig_profiles_are_read_per_strand() {
 
 #[test]
 fn yeast_atac_windows_match_the_readme_and_a_direct_count() {
-    let genome = Arc::new(Genome::read_fasta(shared("yeast_atac/sacCer_R64.fa.gz")).unwrap());
+    let genome = Arc::new(Genome::read_fasta(bundled("yeast_atac/sacCer_R64.fa.gz")).unwrap());
     assert_eq!(genome.names().len(), 16);
     assert_eq!(genome.names()[0], "chrI");
     assert_eq!(genome.total_len(), 12_071_326);
-    let fragments = shared("yeast_atac/yeast_500k_SRR1822137.bedpe.gz");
-    let peaks = Intervals::read_narrow_peak(shared(
+    let fragments = bundled("yeast_atac/yeast_500k_SRR1822137.bedpe.gz");
+    let peaks = Intervals::read_narrow_peak(bundled(
         "yeast_atac/hmmratac_yeast500k_bedpe_accessible_regions.narrowPeak",
     ))
     .unwrap();
