@@ -111,3 +111,12 @@ pub fn config_from_matches<C: Config>(matches: &ArgMatches, defaults: &C) -> Res
     }
     serde_json::from_value(json).context("the training config does not fit its type")
 }
+
+/// `parsed`, or, for a command-line error (or `--help`/`--version`), clap's message and exit
+/// code, as a derived `Parser::parse` would.
+pub fn exit_on_usage_error<T>(parsed: Result<T>) -> Result<T> {
+    parsed.or_else(|e| match e.downcast::<clap::Error>() {
+        Ok(usage) => usage.exit(),
+        Err(e) => Err(e),
+    })
+}

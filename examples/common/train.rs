@@ -189,6 +189,30 @@ pub fn logged_curve(dir: &Path, split: &str, name: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The run management every example shares: checkpoints (model, optimiser, scheduler) every
+/// `checkpoint_every` epochs and after the last ([`EveryNEpochs`]), `epochs` epochs, the summary
+/// table, resuming after epoch `resume` from the checkpoints in `out` (with [`ResumedLogger`]),
+/// and the renderer ([`with_renderer`]).
+pub fn managed<LC: burn::train::LearningComponentsTypes>(
+    training: SupervisedTraining<LC>,
+    out: &Path,
+    epochs: usize,
+    checkpoint_every: usize,
+    resume: Option<usize>,
+) -> SupervisedTraining<LC> {
+    let mut training = training
+        .with_file_checkpointer(burn::record::CompactRecorder::new())
+        .with_checkpointing_strategy(EveryNEpochs::new(checkpoint_every, epochs))
+        .num_epochs(epochs)
+        .summary();
+    if let Some(epoch) = resume {
+        training = training
+            .checkpoint(epoch)
+            .with_metric_logger(ResumedLogger::new(out, epoch));
+    }
+    with_renderer(training, resume)
+}
+
 /// The renderer of a run: burn-train's terminal UI when stdout is a terminal, else one line per
 /// split and epoch on stderr ([`EpochLines`]; burn's plain renderer prints a line per batch).
 pub fn with_renderer<LC: burn::train::LearningComponentsTypes>(

@@ -84,7 +84,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Command, FromArgMatches, ValueEnum};
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
 
-use common::config_cli::{config_from_matches, with_config_flags};
+use common::config_cli::{config_from_matches, exit_on_usage_error, with_config_flags};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, bundled_data, create_dir, default_out_dir};
 use training::{HmmTrainingConfig, NLL_PER_BASE};
@@ -296,13 +296,7 @@ fn run<B: AutodiffBackend>(
 }
 
 fn main() -> Result<()> {
-    let parsed = match parse(std::env::args()) {
-        Ok(parsed) => parsed,
-        Err(e) => match e.downcast::<clap::Error>() {
-            Ok(clap_error) => clap_error.exit(),
-            Err(e) => return Err(e),
-        },
-    };
+    let parsed = exit_on_usage_error(parse(std::env::args()))?;
     dispatch_backend!(parsed.0.device, run, &parsed).map(|_| ())
 }
 

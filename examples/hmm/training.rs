@@ -7,11 +7,10 @@ use anyhow::{Result, anyhow};
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use burn::record::CompactRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{Learner, SupervisedTraining};
 
-use crate::common::train::{EveryNEpochs, ResumedLogger, TermMetric, with_renderer};
+use crate::common::train::{TermMetric, managed};
 use crate::data::{Windows, loader};
 use crate::model::{GeneFinder, GeneFinderConfig, HmmStats};
 
@@ -89,22 +88,19 @@ pub fn train<B: AutodiffBackend>(
         .init()
         .map_err(|e| anyhow!("--lr {} --min-lr {}: {e}", config.lr, config.min_lr))?;
     let learner = Learner::new(model, config.optimizer.init(), schedule);
-    let mut training = SupervisedTraining::new(
+    let training = SupervisedTraining::new(
         out,
         loader::<B>(&windows.train, config.batch_size, Some(config.seed)),
         loader::<B::InnerBackend>(&windows.heldout, config.batch_size, None),
     )
     .metric_train_numeric(nll_per_base())
-    .metric_valid_numeric(nll_per_base())
-    .with_file_checkpointer(CompactRecorder::new())
-    .with_checkpointing_strategy(EveryNEpochs::new(config.checkpoint_every, config.epochs))
-    .num_epochs(config.epochs)
-    .summary();
-    if let Some(epoch) = resume {
-        training = training
-            .checkpoint(epoch)
-            .with_metric_logger(ResumedLogger::new(out, epoch));
-    }
-    training = with_renderer(training, resume);
+    .metric_valid_numeric(nll_per_base());
+    let training = managed(
+        training,
+        out,
+        config.epochs,
+        config.checkpoint_every,
+        resume,
+    );
     Ok(training.launch(learner).model)
 }

@@ -40,7 +40,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Command, FromArgMatches};
 
-use common::config_cli::{config_from_matches, with_config_flags};
+use common::config_cli::{config_from_matches, exit_on_usage_error, with_config_flags};
 use common::metrics::{Pca, knn_accuracy};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, SeveralDevices, bundled_data, create_dir, default_out_dir};
@@ -244,13 +244,7 @@ where
 }
 
 fn main() -> Result<()> {
-    let parsed = match parse(std::env::args()) {
-        Ok(parsed) => parsed,
-        Err(e) => match e.downcast::<clap::Error>() {
-            Ok(clap_error) => clap_error.exit(),
-            Err(e) => return Err(e),
-        },
-    };
+    let parsed = exit_on_usage_error(parse(std::env::args()))?;
     dispatch_backend!(parsed.0.device, run, &parsed).map(|_| ())
 }
 

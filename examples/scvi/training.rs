@@ -7,11 +7,10 @@ use std::sync::atomic::AtomicUsize;
 
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use burn::record::CompactRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining};
 
-use crate::common::train::{EveryNEpochs, ResumedLogger, TermMetric, with_renderer};
+use crate::common::train::{TermMetric, managed};
 use crate::data::{Split, eval_loader, train_loader};
 use crate::model::{KlSchedule, Scvi, ScviConfig, ScviStats};
 
@@ -116,17 +115,14 @@ pub fn train<B: AutodiffBackend>(
         TermMetric::<ScviStats>::new("Reconstruction", |s| s.recon),
         TermMetric::<ScviStats>::new("KL", |s| s.kl),
         TermMetric::<ScviStats>::new("KL weight", |s| s.kl_weight),
-    ))
-    .with_file_checkpointer(CompactRecorder::new())
-    .with_checkpointing_strategy(EveryNEpochs::new(config.checkpoint_every, config.epochs))
-    .num_epochs(config.epochs)
-    .summary();
-    if let Some(epoch) = resume {
-        training = training
-            .checkpoint(epoch)
-            .with_metric_logger(ResumedLogger::new(out, epoch));
-    }
-    training = with_renderer(training, resume);
+    ));
+    training = managed(
+        training,
+        out,
+        config.epochs,
+        config.checkpoint_every,
+        resume,
+    );
     if devices.len() > 1 {
         let strategy = ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice);
         training = training.with_training_strategy(strategy.into());
