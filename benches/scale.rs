@@ -7,11 +7,16 @@
 //! cargo bench --features hdf5 --bench scale                          # 10^4 and 10^5 cells
 //! cargo bench --features hdf5 --bench scale -- --cells 10000,100000,1000000
 //! cargo bench --features hdf5 --bench scale -- --source memory      # read_h5ad + CountsBatcher
+//! cargo bench --features hdf5 --bench scale -- --peer-python /work/pyenvs/torch311/bin/python
 //! ```
+//!
+//! `--peer-python PY` also runs `benches/peers/scvi_scale.py` (scvi-tools' SCVI, same
+//! architecture and batch size, 2 torch threads) on each atlas right after ours, in the same
+//! run, one process each; it needs scvi-tools in that environment (benches/peers/README.md).
 //!
 //! * Atlas (`write` mode, cached as `target/scale/atlas_<cells>.h5ad`): 10 cell types drawn
 //!   at random per cell (so the file's cell order has no structure); per-gene base
-//!   log-expression N(0, 1.5²); each type up-regulates its own 5 % of the genes ×8; per-gene
+//!   log-expression N(0, 1.5²); each type multiplies 100 genes drawn at random (with replacement, so about 5 %) by 8; per-gene
 //!   inverse dispersion θ log-normal around 2; log-normal library sizes (σ 0.5). Counts are
 //!   NB(library × proportion, θ), drawn exactly: zero with probability (θ/(θ+μ))^θ, else a
 //!   gamma–Poisson draw rejected until positive (a zero-truncated NB). The library-size
@@ -99,6 +104,7 @@ fn driver(args: &[String]) {
         .map(|s| s.trim().parse().expect("--cells: integers"))
         .collect();
     let source = flag(args, "--source").unwrap_or("backed").to_string();
+    let peer = flag(args, "--peer-python").map(PathBuf::from);
     let dir = target_dir().join("scale");
     std::fs::create_dir_all(&dir).expect("create target/scale");
     let exe = std::env::current_exe().expect("current exe");
@@ -127,7 +133,29 @@ fn driver(args: &[String]) {
         let line = run(&["train", path.to_str().expect("utf-8 path"), &source]);
         println!("{line}");
         lines.push(line);
+        if let Some(python) = &peer {
+            let out = Command::new(python)
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/scvi_scale.py"))
+                .arg(&path)
+                .args(["--threads", "2", "--batch", &BATCH.to_string()])
+                .output()
+                .expect("run the scvi-tools peer");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = match stdout.lines().rev().find(|l| l.starts_with('{')) {
+                Some(l) if out.status.success() => l.to_string(),
+                _ => format!(
+                    "{{\"mode\":\"train\",\"impl\":\"scvi-tools\",\"cells\":{n},\"failed\":{:?}}}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                ),
+            };
+            println!("{line}");
+            lines.push(line);
+        }
     }
+    summary(&lines);
     let log = dir.join("results.jsonl");
     let mut text = std::fs::read_to_string(&log).unwrap_or_default();
     for l in &lines {
@@ -135,6 +163,36 @@ fn driver(args: &[String]) {
         text.push('\n');
     }
     std::fs::write(&log, text).expect("write results.jsonl");
+}
+
+/// A table of the training runs: cells/s and peak RSS, and their ratio to the smallest run of
+/// the same implementation (linear time: cells/s ratio ≈ 1; flat memory: RSS ratio ≈ 1).
+fn summary(lines: &[String]) {
+    let runs: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["mode"] == "train" && v["cells_per_s"].is_number())
+        .collect();
+    println!("\n| impl | source | cells | train s | cells/s | ×cells/s | peak RSS MiB | ×RSS |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for v in &runs {
+        let base = runs
+            .iter()
+            .find(|b| b["impl"] == v["impl"] && b["source"] == v["source"])
+            .unwrap_or(v);
+        let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+            v["impl"].as_str().unwrap_or("?"),
+            v["source"].as_str().unwrap_or("?"),
+            v["cells"],
+            f(v, "train_s"),
+            f(v, "cells_per_s"),
+            f(v, "cells_per_s") / f(base, "cells_per_s"),
+            f(v, "peak_rss_mib"),
+            f(v, "peak_rss_mib") / f(base, "peak_rss_mib"),
+        );
+    }
 }
 
 /// Peak resident memory (MiB) and CPU seconds (user + system) of this process.
