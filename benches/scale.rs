@@ -45,7 +45,7 @@
 //! | diffbio-burn, backed | 10^5 | 18.2 | 5491 | 140 |
 //! | scvi-tools, in memory | 10^5 | 41.9 | 2384 | 1195 |
 //! | diffbio-burn, backed | 10^6 | 236.4 | 4229 | 161 |
-//! | scvi-tools, in memory | 10^6 | not finished: still training after 10.5 min (started 17:57:30 UTC), RSS 2.7 GiB by `ps` | | |
+//! | scvi-tools, in memory | 10^6 | not finished: still training after 10.5 min (started 17:57:30 UTC), RSS 2.2–2.6 GiB by `ps` | | |
 //!
 //! Our epoch time is close to linear in cells (cells/s 5357 → 5491 → 4229); peak RSS grows
 //! by 50 MiB over 100× the cells: the O(cells) parts (`indptr`, label codes, the cell order,
