@@ -55,6 +55,27 @@ impl CellDataset {
         (Self::new(train), Self::new(cells))
     }
 
+    /// All cells `0..n_cells` in contiguous blocks of `block` cells, the blocks in a seeded
+    /// random order (cells keep their order within a block). With a loader batch size equal
+    /// to `block` and no loader shuffle, every minibatch is one contiguous run of cells, which
+    /// a disk-backed source (`H5adBatcher`, feature `hdf5`) reads with one hyperslab.
+    /// This is a coarser shuffle than [`split`](Self::split)'s: it assumes the file's cell
+    /// order carries no structure within a block (true of a synthetic atlas written in random
+    /// order; not of a file sorted by cell type or sample).
+    ///
+    /// # Panics
+    /// If `block` is 0.
+    pub fn block_shuffled(n_cells: usize, block: usize, seed: u64) -> Self {
+        assert!(block > 0, "CellDataset::block_shuffled: block must be > 0");
+        let mut starts: Vec<usize> = (0..n_cells).step_by(block).collect();
+        starts.shuffle(&mut StdRng::seed_from_u64(seed));
+        let cells = starts
+            .into_iter()
+            .flat_map(|s| s..(s + block).min(n_cells))
+            .collect();
+        Self::new(cells)
+    }
+
     /// The cells, in order.
     pub fn cells(&self) -> &[usize] {
         &self.cells
@@ -120,20 +141,34 @@ impl<B: Backend> Batcher<B, CellItem, CountsBatch<B>> for CountsBatcher {
         for (&cell, row) in cells.iter().zip(counts.chunks_exact_mut(genes.max(1))) {
             self.matrix.dense_row_into(cell, &mut row[..genes]);
         }
-        let library: Vec<f32> = counts
-            .chunks_exact(genes.max(1))
-            .map(|row| row.iter().sum())
-            .collect();
-        let labels = self.label_codes.as_ref().map(|codes| {
-            let codes: Vec<i64> = cells.iter().map(|&c| codes[c] as i64).collect();
-            Tensor::from_data(TensorData::new(codes, [cells.len()]), device)
-        });
-        let n = cells.len();
-        CountsBatch {
-            counts: Tensor::from_data(TensorData::new(counts, [n, genes]), device),
-            library: Tensor::from_data(TensorData::new(library, [n, 1]), device),
-            labels,
-            cells,
-        }
+        let codes = self.label_codes.as_deref().map(Vec::as_slice);
+        assemble_batch(counts, genes, cells, codes, device)
+    }
+}
+
+/// A [`CountsBatch`] from dense counts (`cells.len() × genes`, row-major), the cells' rows and
+/// the label code of every cell of the source (when it has labels): shared by the in-memory
+/// and the disk-backed batchers.
+pub(crate) fn assemble_batch<B: Backend>(
+    counts: Vec<f32>,
+    genes: usize,
+    cells: Vec<usize>,
+    label_codes: Option<&[usize]>,
+    device: &B::Device,
+) -> CountsBatch<B> {
+    let library: Vec<f32> = counts
+        .chunks_exact(genes.max(1))
+        .map(|row| row.iter().sum())
+        .collect();
+    let labels = label_codes.map(|codes| {
+        let codes: Vec<i64> = cells.iter().map(|&c| codes[c] as i64).collect();
+        Tensor::from_data(TensorData::new(codes, [cells.len()]), device)
+    });
+    let n = cells.len();
+    CountsBatch {
+        counts: Tensor::from_data(TensorData::new(counts, [n, genes]), device),
+        library: Tensor::from_data(TensorData::new(library, [n, 1]), device),
+        labels,
+        cells,
     }
 }

@@ -6,11 +6,15 @@
 //! cell and gene names and optional labels. Memory is O(nnz); only a minibatch is ever dense
 //! (see [`CountsBatcher`]).
 
+#[cfg(feature = "hdf5")]
+mod backed;
 mod batch;
 #[cfg(feature = "hdf5")]
 mod h5;
 mod mtx;
 
+#[cfg(feature = "hdf5")]
+pub use backed::{H5adBatcher, H5adCsrWriter, H5adRows};
 pub use batch::{CellDataset, CellItem, CountsBatch, CountsBatcher};
 #[cfg(feature = "hdf5")]
 pub use h5::{H5adOptions, read_10x_h5, read_h5ad};
