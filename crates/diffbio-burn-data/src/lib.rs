@@ -8,6 +8,7 @@
 //! (bigWig) and, with the `hdf5` feature, `hdf5-metno` (10x `.h5`, AnnData `.h5ad`).
 #![warn(missing_docs)]
 
+pub mod background;
 pub mod counts;
 mod error;
 pub mod intervals;
