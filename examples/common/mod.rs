@@ -1,6 +1,5 @@
 //! Code shared by the example programs (`mod common;` in each): the backend choice, burn-train
-//! metrics and renderer, flags derived from a config, progress bars, plots and evaluation
-//! metrics.
+//! metrics and renderer, flags derived from a config, plots and evaluation metrics.
 //!
 //! Each example uses a subset of these items, hence the module-wide `dead_code` allowance.
 #![allow(dead_code)]
@@ -15,12 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::config::Config;
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-use burn::tensor::backend::Backend;
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// The compute device an example trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,20 +96,6 @@ pub fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
-/// A progress bar over training epochs (hidden when stderr is not a terminal).
-pub fn epoch_bar(epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(epochs as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} epochs ({eta}) {msg}",
-        )
-        .expect("valid progress template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix("training");
-    bar
-}
-
 /// Final metrics, printed as `name: value` lines and written to `metrics.txt`.
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
@@ -152,38 +132,4 @@ impl Metrics {
         let path = dir.join("metrics.txt");
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
-}
-
-/// Saves `model` as `<out>/model.mpk` (Burn's full-precision named MessagePack recorder) and
-/// `config` as `<out>/config.json`, then reads the config back, builds a fresh module from it
-/// with `init` and loads the saved weights into it: the round trip a user of the saved files
-/// makes. Returns the reloaded config and module; errors name the file.
-pub fn save_and_reload<B, M, C>(
-    model: &M,
-    config: &C,
-    out: &Path,
-    device: &B::Device,
-    init: impl FnOnce(&C) -> M,
-) -> Result<(C, M)>
-where
-    B: Backend,
-    M: Module<B>,
-    C: Config,
-{
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model_path = out.join("model");
-    model
-        .clone()
-        .save_file(&model_path, &recorder)
-        .with_context(|| format!("cannot save {}.mpk", model_path.display()))?;
-    let config_path = out.join("config.json");
-    config
-        .save(&config_path)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let loaded_config =
-        C::load(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
-    let loaded = init(&loaded_config)
-        .load_file(&model_path, &recorder, device)
-        .with_context(|| format!("cannot load {}.mpk", model_path.display()))?;
-    Ok((loaded_config, loaded))
 }

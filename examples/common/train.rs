@@ -327,3 +327,64 @@ impl MetricsRenderer for EpochLines {
         self.names.insert(definition.metric_id, definition.name);
     }
 }
+
+/// Scales all of `grads` by `max_norm / (‖grads‖ + 1e-6)` when their joint L2 norm over
+/// every float parameter of `module` exceeds `max_norm`: PyTorch's
+/// `clip_grad_norm_(module.parameters(), max_norm)`, which bpnet-lite applies every step.
+/// burn's `GradientClippingConfig::Norm` clips each parameter tensor on its own instead.
+/// The norm stays on the device (no read-back).
+pub fn clip_global_norm<
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+>(
+    module: &M,
+    mut grads: burn::optim::GradientsParams,
+    max_norm: f64,
+) -> burn::optim::GradientsParams {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    type Inner<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+    struct SquaredNorm<'a, B: burn::tensor::backend::AutodiffBackend> {
+        grads: &'a burn::optim::GradientsParams,
+        sum: Option<Tensor<Inner<B>, 1>>,
+    }
+    impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.get::<Inner<B>, D>(param.id) {
+                let s = g.square().sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(sum) => sum + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a, B: burn::tensor::backend::AutodiffBackend> {
+        grads: &'a mut burn::optim::GradientsParams,
+        coefficient: Tensor<Inner<B>, 1>,
+    }
+    impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.remove::<Inner<B>, D>(param.id) {
+                let c = self.coefficient.clone().reshape([1; D]);
+                self.grads.register(param.id, g * c);
+            }
+        }
+    }
+
+    let mut norm = SquaredNorm::<B> {
+        grads: &grads,
+        sum: None,
+    };
+    module.visit(&mut norm);
+    let Some(sum) = norm.sum else {
+        return grads;
+    };
+    let coefficient = (sum.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
+    module.visit(&mut Scale::<B> {
+        grads: &mut grads,
+        coefficient,
+    });
+    grads
+}
