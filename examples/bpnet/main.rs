@@ -66,10 +66,10 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Args, Command, FromArgMatches};
+use clap::Args;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 
-use common::config_cli::{config_from_matches, exit_on_usage_error, with_config_flags};
+use common::config_cli::{exit_on_usage_error, parse_run};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, bundled_data, create_dir, default_out_dir};
 use data::{Source, YeastFiles, peaks};
@@ -114,14 +114,8 @@ struct RunArgs {
 
 /// The command line: run arguments plus one flag per training setting.
 fn parse(argv: impl IntoIterator<Item = String>) -> Result<(RunArgs, BpnetTrainingConfig)> {
-    let defaults = BpnetTrainingConfig::defaults();
-    let command = with_config_flags(RunArgs::augment_args(Command::new("bpnet")), &defaults)
-        .about("Train a BPNet on base-resolution ATAC-seq and score it on held-out chromosomes");
-    let matches = command.try_get_matches_from(argv)?;
-    Ok((
-        RunArgs::from_arg_matches(&matches)?,
-        config_from_matches(&matches, &defaults)?,
-    ))
+    let about = "Train a BPNet on base-resolution ATAC-seq and score it on held-out chromosomes";
+    parse_run("bpnet", about, &BpnetTrainingConfig::defaults(), argv)
 }
 
 fn run<B: AutodiffBackend>(

@@ -34,6 +34,26 @@ fn args(argv: &[&str], out: &Path) -> (RunArgs, BpnetTrainingConfig) {
     parse(argv).unwrap()
 }
 
+/// Loads `config.json` + `model.mpk` from `out` onto NdArray as a user of the saved files
+/// would, rebuilds the run's windows and scores the test set.
+fn reload_and_score(out: &Path) -> Metrics {
+    let config = BpnetTrainingConfig::load(out.join("config.json")).unwrap();
+    let net: Bpnet<NdArray> = config
+        .model
+        .init(&Default::default())
+        .load_file(
+            out.join("model"),
+            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+            &Default::default(),
+        )
+        .unwrap();
+    let splits = data::load(&bundled(), &config.data, config.input_len(), config.seed).unwrap();
+    let mut metrics = Metrics::default();
+    let predictions = eval::predict(&net, &splits.test, config.batch_size);
+    eval::score(&mut metrics, &splits, &predictions).unwrap();
+    metrics
+}
+
 const TINY: [&str; 14] = [
     "--data",
     "synthetic",
@@ -102,20 +122,7 @@ fn smoke_synthetic_bpnet_and_saved_model_round_trip() {
     );
 
     // The saved config and weights give the same test predictions.
-    let config = BpnetTrainingConfig::load(out.path().join("config.json")).unwrap();
-    let net: Bpnet<NdArray> = config
-        .model
-        .init(&Default::default())
-        .load_file(
-            out.path().join("model"),
-            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
-            &Default::default(),
-        )
-        .unwrap();
-    let splits = data::load(&bundled(), &config.data, config.input_len(), config.seed).unwrap();
-    let reloaded = eval::predict(&net, &splits.test, config.batch_size);
-    let mut again = Metrics::default();
-    eval::score(&mut again, &splits, &reloaded).unwrap();
+    let again = reload_and_score(out.path());
     for name in ["model_profile_mnll", "model_count_pearson_all"] {
         assert_eq!(again.get(name), metrics.get(name), "{name}");
     }
@@ -339,24 +346,7 @@ fn smoke_wgpu_trains_and_its_saved_model_scores_the_same_on_ndarray() {
     argv.extend(["--device", "wgpu"]);
     let parsed = args(&argv, out.path());
     let gpu = run::<Autodiff<burn::backend::Wgpu>>(&parsed, Default::default()).unwrap();
-    let config = BpnetTrainingConfig::load(out.path().join("config.json")).unwrap();
-    let net: Bpnet<NdArray> = config
-        .model
-        .init(&Default::default())
-        .load_file(
-            out.path().join("model"),
-            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
-            &Default::default(),
-        )
-        .unwrap();
-    let splits = data::load(&bundled(), &config.data, config.input_len(), config.seed).unwrap();
-    let mut cpu = Metrics::default();
-    eval::score(
-        &mut cpu,
-        &splits,
-        &eval::predict(&net, &splits.test, config.batch_size),
-    )
-    .unwrap();
+    let cpu = reload_and_score(out.path());
     for name in [
         "model_profile_mnll",
         "model_profile_jsd",

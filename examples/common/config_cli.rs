@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
-use clap::{Arg, ArgMatches, Command};
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde_json::Value;
 
 /// The flag of each leaf path (`["model", "n_hidden"]`) of `defaults`.
@@ -119,4 +119,20 @@ pub fn exit_on_usage_error<T>(parsed: Result<T>) -> Result<T> {
         Ok(usage) => usage.exit(),
         Err(e) => Err(e),
     })
+}
+
+/// The command line of an example `name`: its run arguments `A` (a clap `Args` struct) plus
+/// one flag per leaf of the training config, starting from `defaults`.
+pub fn parse_run<A: Args + FromArgMatches, C: Config>(
+    name: &'static str,
+    about: &'static str,
+    defaults: &C,
+    argv: impl IntoIterator<Item = String>,
+) -> Result<(A, C)> {
+    let command = with_config_flags(A::augment_args(Command::new(name)), defaults).about(about);
+    let matches = command.try_get_matches_from(argv)?;
+    Ok((
+        A::from_arg_matches(&matches)?,
+        config_from_matches(&matches, defaults)?,
+    ))
 }

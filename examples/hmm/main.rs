@@ -81,10 +81,10 @@ use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Args, Command, FromArgMatches, ValueEnum};
+use clap::{Args, ValueEnum};
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
 
-use common::config_cli::{config_from_matches, exit_on_usage_error, with_config_flags};
+use common::config_cli::{exit_on_usage_error, parse_run};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, bundled_data, create_dir, default_out_dir};
 use training::{HmmTrainingConfig, NLL_PER_BASE};
@@ -140,15 +140,9 @@ impl AlgorithmArg {
 
 /// The command line: run arguments plus one flag per training setting.
 fn parse(argv: impl IntoIterator<Item = String>) -> Result<(RunArgs, HmmTrainingConfig)> {
-    let defaults = HmmTrainingConfig::defaults();
-    let command = with_config_flags(RunArgs::augment_args(Command::new("hmm")), &defaults).about(
-        "Fit a gene-finding HMM to a genome and score its Viterbi path against a CDS annotation",
-    );
-    let matches = command.try_get_matches_from(argv)?;
-    Ok((
-        RunArgs::from_arg_matches(&matches)?,
-        config_from_matches(&matches, &defaults)?,
-    ))
+    let about =
+        "Fit a gene-finding HMM to a genome and score its Viterbi path against a CDS annotation";
+    parse_run("hmm", about, &HmmTrainingConfig::defaults(), argv)
 }
 
 fn run<B: AutodiffBackend>(

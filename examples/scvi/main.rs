@@ -38,9 +38,9 @@ use anyhow::Result;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Args, Command, FromArgMatches};
+use clap::Args;
 
-use common::config_cli::{config_from_matches, exit_on_usage_error, with_config_flags};
+use common::config_cli::{exit_on_usage_error, parse_run};
 use common::metrics::{Pca, knn_accuracy};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, SeveralDevices, bundled_data, create_dir, default_out_dir};
@@ -76,15 +76,9 @@ struct RunArgs {
 
 /// The command line: run arguments plus one flag per training setting.
 fn parse(argv: impl IntoIterator<Item = String>) -> Result<(RunArgs, ScviTrainingConfig)> {
-    let defaults = ScviTrainingConfig::defaults();
-    let command = with_config_flags(RunArgs::augment_args(Command::new("scvi")), &defaults).about(
-        "Train an scVI-style VAE on a count matrix and compare it with a per-gene NB baseline",
-    );
-    let matches = command.try_get_matches_from(argv)?;
-    Ok((
-        RunArgs::from_arg_matches(&matches)?,
-        config_from_matches(&matches, &defaults)?,
-    ))
+    let about =
+        "Train an scVI-style VAE on a count matrix and compare it with a per-gene NB baseline";
+    parse_run("scvi", about, &ScviTrainingConfig::defaults(), argv)
 }
 
 fn run<B: AutodiffBackend>(
