@@ -109,6 +109,9 @@ pub struct Splits {
     pub test: Vec<LabelledWindow>,
     /// Facts about the data, for the metrics file.
     pub facts: Vec<(String, String)>,
+    /// The genome, cut sites and regions the yeast windows came from (none for synthetic
+    /// data), for the footprint check.
+    pub genomic: Option<crate::footprint::Genomic>,
 }
 
 impl Splits {
@@ -188,6 +191,7 @@ pub fn yeast(
     let (cuts, fragment_summary) = CutSites::from_fragments(&files.fragments, &genome, &fragments)?;
     let cuts = Arc::new(cuts);
     let mut regions = Intervals::read_narrow_peak(&files.peaks)?;
+    let all_regions_read = regions.clone();
     let exclude = parse_regions(&config.exclude)?;
     for e in &exclude.intervals {
         ensure!(
@@ -309,6 +313,12 @@ pub fn yeast(
         valid,
         test,
         facts,
+        genomic: Some(crate::footprint::Genomic {
+            genome,
+            cuts,
+            regions: all_regions_read,
+            exclude,
+        }),
     })
 }
 
@@ -468,6 +478,7 @@ pub fn synthetic(config: &DataConfig, input_len: usize, seed: u64) -> Result<Spl
         train: all,
         valid,
         test,
+        genomic: None,
     })
 }
 

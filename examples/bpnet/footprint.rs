@@ -4,17 +4,18 @@
 //! motif's genomic sites in accessible regions.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use burn::prelude::*;
 use diffbio_burn_data::intervals::Intervals;
-use diffbio_burn_data::windows::{CutSites, FragmentConfig, Genome, Policy, WindowItem, base_code};
+use diffbio_burn_data::windows::{CutSites, Genome, WindowItem, base_code};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::common::Metrics;
-use crate::data::{DataConfig, LabelledWindow, YeastFiles, parse_regions};
+use crate::data::LabelledWindow;
 use crate::eval::predict;
 use crate::model::Bpnet;
 
@@ -84,31 +85,20 @@ pub fn depth(profile: &[f64]) -> f64 {
     core / flank
 }
 
-/// The genome, its cut sites and accessible regions, for the observed footprints.
+/// The genome, its cut sites and accessible regions, for the observed footprints: what
+/// [`crate::data::yeast`] read and counted for the training windows, kept.
 pub struct Genomic {
-    genome: Genome,
-    cuts: CutSites,
-    regions: Intervals,
-    exclude: Intervals,
+    /// The genome.
+    pub genome: Arc<Genome>,
+    /// Tn5 cut sites, shifted as the training data.
+    pub cuts: Arc<CutSites>,
+    /// Every accessible region of the file.
+    pub regions: Intervals,
+    /// The `--exclude` regions.
+    pub exclude: Intervals,
 }
 
 impl Genomic {
-    /// Reads the files as the training data does.
-    pub fn load(files: &YeastFiles, config: &DataConfig) -> Result<Self> {
-        let genome = Genome::read_fasta(&files.genome)?;
-        let fragments = FragmentConfig::new()
-            .with_plus_shift(config.plus_shift)
-            .with_minus_shift(config.minus_shift)
-            .with_unknown_chromosome(Policy::Skip);
-        let (cuts, _) = CutSites::from_fragments(&files.fragments, &genome, &fragments)?;
-        Ok(Self {
-            genome,
-            cuts,
-            regions: Intervals::read_narrow_peak(&files.peaks)?,
-            exclude: parse_regions(&config.exclude)?,
-        })
-    }
-
     /// The mean cuts (both ends) per site around the motif's sites (either strand, oriented
     /// to the motif) inside accessible regions, away from the excluded regions; and the
     /// number of sites.

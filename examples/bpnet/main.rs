@@ -72,7 +72,7 @@ use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
 use common::config_cli::{exit_on_usage_error, parse_run};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, bundled_data, create_dir, default_out_dir};
-use data::{Source, YeastFiles, peaks};
+use data::{YeastFiles, peaks};
 use model::BpnetModel;
 use training::{BpnetTrainingConfig, COUNT, LOSS, PROFILE};
 
@@ -228,16 +228,12 @@ fn run<B: AutodiffBackend>(
         .take(256)
         .cloned()
         .collect();
-    let genomic = match config.data.data {
-        Source::Yeast => Some(footprint::Genomic::load(&files, &config.data)?),
-        Source::Synthetic => None,
-    };
     footprint::marginalise(
         &mut metrics,
         &args.out,
         &trained.net,
         &footprint::shuffled(&background, config.seed),
-        genomic.as_ref(),
+        splits.genomic.as_ref(),
     )?;
 
     common::plot::line_plot(
