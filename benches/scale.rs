@@ -385,23 +385,49 @@ fn train_mode(path: &Path, source: &str) {
     let (mut seen, mut last_loss) = (0, f64::NAN);
     let mut loss_sum = 0.0;
     let mut steps = 0;
+    // Seconds in each phase of a step (NdArray runs eagerly, so each phase's clock covers
+    // its own work): data (waiting for the loader), forward (encoder, sampling, decoder),
+    // loss (NB + ELBO and reading it), backward, optimiser (gradients out, Adam step).
+    let mut phases = [0.0f64; 5];
+    let mut clock = Instant::now();
+    let mut lap = |phase: usize, clock: &mut Instant| {
+        phases[phase] += clock.elapsed().as_secs_f64();
+        *clock = Instant::now();
+    };
     for batch in loader.iter() {
+        lap(0, &mut clock);
         seen += batch.cells.len();
-        let out = model.forward_elbo(batch, 1.0);
-        let loss = out.loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let (x, library) = (batch.counts, batch.library);
+        let (mean, logvar) = model.encode(x.clone());
+        let noise = mean.random_like(burn::tensor::Distribution::Normal(0.0, 1.0));
+        let z = mean.clone() + (logvar.clone() * 0.5).exp() * noise;
+        let decoded = model.decode(z, library);
+        lap(1, &mut clock);
+        let elbo = model.elbo(x, decoded, mean, logvar, 1.0);
+        let loss = elbo.loss.clone().into_scalar().elem::<f64>();
+        lap(2, &mut clock);
+        let grads = elbo.loss.backward();
+        lap(3, &mut clock);
+        let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-3, model, grads);
+        lap(4, &mut clock);
         last_loss = loss;
         loss_sum += loss;
         steps += 1;
     }
     let train_s = train_start.elapsed().as_secs_f64();
+    let split: Vec<String> = ["data", "forward", "loss", "backward", "optimizer"]
+        .iter()
+        .zip(phases)
+        .map(|(name, s)| format!("\"{name}\":{s:.2}"))
+        .collect();
     assert_eq!(seen, n, "one epoch must see every cell once");
     println!(
-        "{{\"mode\":\"train\",\"impl\":\"diffbio-burn\",\"source\":\"{source}\",\"cells\":{n},\"genes\":{GENES},\"batch\":{BATCH},\"steps\":{steps},\"open_s\":{open_s:.2},\"train_s\":{train_s:.2},\"cells_per_s\":{:.0},\"cpu_s\":{:.2},\"peak_rss_mib\":{:.1},\"mean_loss\":{:.2},\"last_loss\":{last_loss:.2}}}",
+        "{{\"mode\":\"train\",\"impl\":\"diffbio-burn\",\"source\":\"{source}\",\"cells\":{n},\"genes\":{GENES},\"batch\":{BATCH},\"steps\":{steps},\"open_s\":{open_s:.2},\"train_s\":{train_s:.2},\"cells_per_s\":{:.0},\"cpu_s\":{:.2},\"peak_rss_mib\":{:.1},\"mean_loss\":{:.2},\"last_loss\":{last_loss:.2},\"phases_s\":{{{}}}}}",
         n as f64 / train_s,
         cpu_seconds(),
         peak_rss_mib(),
         loss_sum / steps.max(1) as f64,
+        split.join(","),
     );
 }

@@ -11,8 +11,10 @@ first: ``cargo build --release --example bpnet``) and then ``bpnet_yeast.py --wi
 augmentation; see that script). Ours: burn-train's whole fit divided by the epochs
 (``seconds_per_epoch`` in its metrics; it includes the validation pass after each epoch and
 the checkpoints). Theirs: the median of its per-epoch training times (validation excluded).
-Prints one JSON line per run and a summary: per-epoch seconds of each round and the ratio
-ours / theirs, median and worst. Standard library only.
+Prints one JSON line per run and a summary: per-epoch seconds of each round, the ratio
+ours / theirs (median and worst), and both models' test-chromosome measures, computed by
+bpnet-lite's ``calculate_performance_measures`` on our exported predictions and on its own.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -46,8 +48,18 @@ def theirs(python: str, epochs: int, windows: str, threads: int) -> float:
          "--epochs", str(epochs), "--torch-threads", str(threads)],
         check=True, capture_output=True, text=True, cwd=ROOT,
     )
-    final = json.loads(run.stdout.strip().splitlines()[-1])
-    return float(final["median_epoch_seconds"])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def held_out(metrics: dict | None) -> dict | None:
+    """Test-chromosome measures of one side: profile MNLL and JSD on the peaks, count
+    Pearson on the peaks and on all windows (bpnet-lite's calculate_performance_measures)."""
+    if not metrics or not metrics.get("profile_default"):
+        return None
+    prof = metrics["profile_default"]
+    return {"profile_mnll": prof["profile_mnll"], "profile_jsd": prof["profile_jsd"],
+            "count_pearson_peaks": metrics["count_peaks"]["count_pearson"],
+            "count_pearson_all": metrics["count_all"]["count_pearson"]}
 
 
 def main() -> None:
@@ -63,9 +75,12 @@ def main() -> None:
         windows, out = os.path.join(tmp, "windows"), os.path.join(tmp, "out")
         for r in range(args.rounds):
             a = ours(args.binary, args.epochs, windows, out)
-            b = theirs(args.peer_python, args.epochs, windows, args.torch_threads)
+            final = theirs(args.peer_python, args.epochs, windows, args.torch_threads)
+            b = float(final["median_epoch_seconds"])
             rows.append({"round": r + 1, "ours_s_per_epoch": a, "bpnet_lite_s_per_epoch": b,
-                         "ratio": a / b})
+                         "ratio": a / b,
+                         "ours_test": held_out(final["metrics"].get("ours")),
+                         "bpnet_lite_test": held_out(final["metrics"].get("bpnet-lite"))})
             print(json.dumps(rows[-1]), flush=True)
             ratios.append(a / b)
     print(json.dumps({"suite": "bpnet-yeast-rounds", "epochs": args.epochs,

@@ -132,3 +132,16 @@ pub fn eval_loader<B: Backend>(
         .num_workers(config.num_workers)
         .build(CellDataset::all(matrix.n_cells()))
 }
+
+/// Writes `split` as JSON: the data path, the training and held-out cell names (in training
+/// order) and the kept gene names.
+pub fn export_split(path: &Path, data: &Path, split: &Split) -> Result<()> {
+    let json = serde_json::json!({
+        "data": data,
+        "train_cells": split.train.cell_names,
+        "heldout_cells": split.heldout.cell_names,
+        "genes": split.train.gene_names,
+    });
+    std::fs::write(path, serde_json::to_string(&json)?)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}

@@ -72,6 +72,10 @@ struct RunArgs {
     /// Output directory.
     #[arg(long, default_value_os_t = default_out_dir("scvi"))]
     out: PathBuf,
+    /// Write the split (training and held-out cell names, kept genes) to this JSON file, for
+    /// a peer to train on the same cells (benches/peers/scvi_rounds.py).
+    #[arg(long)]
+    export_split: Option<PathBuf>,
 }
 
 /// The command line: run arguments plus one flag per training setting.
@@ -107,6 +111,9 @@ where
         split.dropped_genes
     );
     drop(counts);
+    if let Some(path) = &args.export_split {
+        data::export_split(path, &args.data, &split)?;
+    }
     let baseline_nll = eval::baseline::<B>(
         train,
         heldout,

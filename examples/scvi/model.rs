@@ -151,7 +151,21 @@ impl<B: Backend> Scvi<B> {
         let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
         let z = mean.clone() + (logvar.clone() * 0.5).exp() * noise;
         let decoded = self.decode(z, batch.library);
-        let recon = CountNll::new().nll(x.clone(), decoded, self.theta());
+        self.elbo(x, decoded, mean, logvar, kl_weight)
+    }
+
+    /// The ELBO terms of counts `x` under the decoded distribution and the posterior
+    /// `(mean, logvar)`.
+    pub fn elbo(
+        &self,
+        x: Tensor<B, 2>,
+        decoded: Decoded<B>,
+        mean: Tensor<B, 2>,
+        logvar: Tensor<B, 2>,
+        kl_weight: f64,
+    ) -> ScviOutput<B> {
+        let batch_size = x.dims()[0];
+        let recon = CountNll::new().nll(x, decoded, self.theta());
         let vae = VaeLossConfig::new()
             .with_kl_weight(kl_weight)
             .with_validate(false)
@@ -162,7 +176,7 @@ impl<B: Backend> Scvi<B> {
             recon: elbo.recon,
             kl: elbo.kl,
             kl_weight,
-            batch_size: x.dims()[0],
+            batch_size,
         }
     }
 }
