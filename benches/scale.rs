@@ -390,27 +390,23 @@ fn train_mode(path: &Path, source: &str) {
     // loss (NB + ELBO and reading it), backward, optimiser (gradients out, Adam step).
     let mut phases = [0.0f64; 5];
     let mut clock = Instant::now();
-    let mut lap = |phase: usize, clock: &mut Instant| {
+    let mut lap = |phase: usize| {
         phases[phase] += clock.elapsed().as_secs_f64();
-        *clock = Instant::now();
+        clock = Instant::now();
     };
     for batch in loader.iter() {
-        lap(0, &mut clock);
+        lap(0);
         seen += batch.cells.len();
-        let (x, library) = (batch.counts, batch.library);
-        let (mean, logvar) = model.encode(x.clone());
-        let noise = mean.random_like(burn::tensor::Distribution::Normal(0.0, 1.0));
-        let z = mean.clone() + (logvar.clone() * 0.5).exp() * noise;
-        let decoded = model.decode(z, library);
-        lap(1, &mut clock);
-        let elbo = model.elbo(x, decoded, mean, logvar, 1.0);
+        let (decoded, mean, logvar) = model.forward_sampled(batch.counts.clone(), batch.library);
+        lap(1);
+        let elbo = model.elbo(batch.counts, decoded, mean, logvar, 1.0);
         let loss = elbo.loss.clone().into_scalar().elem::<f64>();
-        lap(2, &mut clock);
+        lap(2);
         let grads = elbo.loss.backward();
-        lap(3, &mut clock);
+        lap(3);
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-3, model, grads);
-        lap(4, &mut clock);
+        lap(4);
         last_loss = loss;
         loss_sum += loss;
         steps += 1;

@@ -261,12 +261,9 @@ def e2e_row(name: str, shape: str, rounds: list[dict]) -> list[str]:
     ours = [sides(r)[0] for r in rounds]
     theirs = [sides(r)[1] for r in rounds]
     ratios = [r["ratio"] for r in rounds]
-    worst = max(ratios)
     loads = [r["load1"] for r in rounds if r.get("load1") is not None]
     return [name, shape, sides(rounds[0])[2], f"{statistics.median(ours) * 1e3:.0f}",
-            f"{statistics.median(theirs) * 1e3:.0f}", f"{statistics.median(ratios):.3f}",
-            f"{min(ratios):.3f}-{worst:.3f}", f"{worst:.3f}", "<= 0.5x",
-            "yes" if worst <= 0.5 else "NO", "-", "-",
+            f"{statistics.median(theirs) * 1e3:.0f}", *ratio_cells(ratios, 0.5), "-", "-",
             "n/a" if not loads else f"{min(loads):.2f}-{max(loads):.2f}", "-", "-"]
 
 
@@ -341,7 +338,21 @@ HEADER = ["benchmark", "shape", "theirs", "ours ms", "theirs ms", "ratio median"
           "ours MB", "theirs MB"]
 
 
-def summarise(row, rounds: list[dict], machine, mem_ours: dict, mem_theirs: dict) -> list[str]:
+def ratio_cells(ratios: list[float], target: float | None) -> list[str]:
+    """The ratio median, range, worst round, target and whether the worst round meets it."""
+    if target is None:
+        tgt, met = "info", "-"
+    else:
+        tgt = f"<= {target:g}x"
+        met = "n/a" if not ratios else ("yes" if max(ratios) <= target else "NO")
+    if not ratios:
+        return ["n/a", "n/a", "n/a", tgt, met]
+    return [f"{statistics.median(ratios):.3f}", f"{min(ratios):.3f}-{max(ratios):.3f}",
+            f"{max(ratios):.3f}", tgt, met]
+
+
+def summarise(row, rounds: list[dict], machine, mem_ours: dict,
+              mem_theirs: dict) -> tuple[list[str], list[str]]:
     bench, shape, _b, gid, suite, pname, target, _v, work = row
     ok = [r for r in rounds if "ms" in r["ours"] and "ms" in r["theirs"]]
     ratios = [r["ours"]["ms"] / r["theirs"]["ms"] for r in ok]
@@ -352,16 +363,8 @@ def summarise(row, rounds: list[dict], machine, mem_ours: dict, mem_theirs: dict
     lim = limit_ms(work, machine)
     ids = sorted({r["ours"]["id"] for r in ok})
     most_used = Counter(r["ours"]["id"] for r in ok).most_common(1)[0][0] if ok else None
-    worst = max(ratios) if ratios else None
-    if target is None:
-        tgt, met = "info", "-"
-    else:
-        tgt = f"<= {target:g}x"
-        met = "n/a" if worst is None else ("yes" if worst <= target else "NO")
     return [bench, shape, f"{suite}:{pname}", fmt_ms(ours_ms), fmt_ms(theirs_ms),
-            "n/a" if not ratios else f"{statistics.median(ratios):.3f}",
-            "n/a" if not ratios else f"{min(ratios):.3f}-{max(ratios):.3f}",
-            "n/a" if worst is None else f"{worst:.3f}", tgt, met, fmt_ms(lim),
+            *ratio_cells(ratios, target), fmt_ms(lim),
             "n/a" if lim is None or ours_ms is None else f"{ours_ms / lim:.1f}",
             "n/a" if not loads else f"{min(loads):.2f}-{max(loads):.2f}",
             fmt_mb(mem_ours.get(most_used) if ok else None),

@@ -147,11 +147,21 @@ impl<B: Backend> Scvi<B> {
     /// The ELBO terms of a batch with one sampled `z` per cell, weighing the KL by `kl_weight`.
     pub fn forward_elbo(&self, batch: CountsBatch<B>, kl_weight: f64) -> ScviOutput<B> {
         let x = batch.counts;
-        let (mean, logvar) = self.encode(x.clone());
+        let (decoded, mean, logvar) = self.forward_sampled(x.clone(), batch.library);
+        self.elbo(x, decoded, mean, logvar, kl_weight)
+    }
+
+    /// Encodes `counts`, draws one `z` per cell from the posterior and decodes it with
+    /// `library`: `(decoded, mean, logvar)`.
+    pub fn forward_sampled(
+        &self,
+        counts: Tensor<B, 2>,
+        library: Tensor<B, 2>,
+    ) -> (Decoded<B>, Tensor<B, 2>, Tensor<B, 2>) {
+        let (mean, logvar) = self.encode(counts);
         let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
         let z = mean.clone() + (logvar.clone() * 0.5).exp() * noise;
-        let decoded = self.decode(z, batch.library);
-        self.elbo(x, decoded, mean, logvar, kl_weight)
+        (self.decode(z, library), mean, logvar)
     }
 
     /// The ELBO terms of counts `x` under the decoded distribution and the posterior
