@@ -82,11 +82,12 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
-use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
+use diffbio_burn::hmm::{BaumWelchConfig, Hmm, HmmAlgorithm};
 
 use common::config_cli::{exit_on_usage_error, parse_run};
 use common::train::logged_curve;
 use common::{DeviceArg, Metrics, bundled_data, create_dir, default_out_dir};
+use model::GeneFinder;
 use training::{HmmTrainingConfig, NLL_PER_BASE};
 
 /// What to run on, and where; the training settings are flags of `HmmTrainingConfig`.
@@ -102,6 +103,10 @@ struct RunArgs {
     /// Forward-backward implementation for training (see `diffbio_burn::hmm::HmmAlgorithm`).
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
     algorithm: AlgorithmArg,
+    /// How to fit the HMM: Adam on the NLL through burn-train (`adam`), or Baum–Welch
+    /// (`em`: `--epochs` EM steps over all training windows at once, no learning rate).
+    #[arg(long, value_enum, default_value_t = TrainerArg::Adam)]
+    trainer: TrainerArg,
     /// Compute device (wgpu needs `--features wgpu`).
     #[arg(long, value_enum, default_value_t = DeviceArg::Ndarray)]
     device: DeviceArg,
@@ -111,6 +116,41 @@ struct RunArgs {
     /// Output directory.
     #[arg(long, default_value_os_t = default_out_dir("hmm"))]
     out: PathBuf,
+}
+
+/// The `--trainer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TrainerArg {
+    /// Gradient descent (Adam) through burn-train's `Learner`.
+    Adam,
+    /// Baum–Welch EM (`diffbio_burn::hmm::BaumWelch`).
+    Em,
+}
+
+/// `epochs` Baum–Welch steps from `model` over all training windows in one batch; the
+/// training NLL per base before each step and of the result.
+fn train_em<B: AutodiffBackend>(
+    epochs: usize,
+    model: GeneFinder<B>,
+    windows: &data::Windows,
+) -> (GeneFinder<B>, Vec<(f64, f64)>) {
+    let batch = data::loader::<B>(&windows.train, windows.train.len(), None)
+        .iter()
+        .next()
+        .expect("at least one training window");
+    let bases = data::bases(&windows.train) as f64;
+    let fit = BaumWelchConfig::new().init().fit(
+        model.hmm,
+        batch.observations,
+        Some(batch.lengths),
+        None,
+        epochs,
+    );
+    let mut curve: Vec<(f64, f64)> = (fit.history.iter().enumerate())
+        .map(|(i, ll)| (i as f64, -ll / bases))
+        .collect();
+    curve.push((epochs as f64, -fit.log_likelihood / bases));
+    (GeneFinder { hmm: fit.model }, curve)
 }
 
 /// The `--algorithm` choices.
@@ -201,13 +241,22 @@ fn run<B: AutodiffBackend>(
         .save(&config_path)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", config_path.display()))?;
     let train_start = Instant::now();
-    let trained = training::train::<B>(
-        config,
-        initial.with_validate(false),
-        &windows,
-        &args.out,
-        args.resume,
-    )?;
+    let (trained, em_curve) = match args.trainer {
+        TrainerArg::Adam => {
+            let trained = training::train::<B>(
+                config,
+                initial.with_validate(false),
+                &windows,
+                &args.out,
+                args.resume,
+            )?;
+            (trained, None)
+        }
+        TrainerArg::Em => {
+            let (trained, curve) = train_em(config.epochs, initial.with_validate(false), &windows);
+            (trained.valid(), Some(curve))
+        }
+    };
     let train_seconds = train_start.elapsed().as_secs_f64();
     let trained = trained.with_validate(true).with_algorithm(algorithm);
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
@@ -238,7 +287,11 @@ fn run<B: AutodiffBackend>(
     metrics.text("windows_train", windows.train.len());
     metrics.text("windows_heldout", windows.heldout.len());
     metrics.text("epochs", config.epochs);
-    metrics.text("adam_steps", steps);
+    metrics.text("trainer", format!("{:?}", args.trainer).to_lowercase());
+    match args.trainer {
+        TrainerArg::Adam => metrics.text("adam_steps", steps),
+        TrainerArg::Em => metrics.text("em_steps", config.epochs),
+    }
     let iid = eval::composition_entropy(&composition);
     metrics.float("iid_nll_per_base", iid);
     metrics.float("initial_nll_per_base", nll_initial);
@@ -252,8 +305,11 @@ fn run<B: AutodiffBackend>(
         eval::strand_agreement(&calls, &genome.strand),
     );
 
-    let mut train_curve = vec![(0.0, nll_initial)];
-    train_curve.extend(logged_curve(&args.out, "train", NLL_PER_BASE));
+    let train_curve = em_curve.unwrap_or_else(|| {
+        let mut curve = vec![(0.0, nll_initial)];
+        curve.extend(logged_curve(&args.out, "train", NLL_PER_BASE));
+        curve
+    });
     common::plot::line_plot(
         &args.out.join("loss.png"),
         &format!("HMM training ({design_name} design) on {name}"),

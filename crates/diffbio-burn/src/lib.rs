@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub(crate) mod dispatch;
+pub mod distributions;
 pub mod hmm;
 #[cfg(feature = "ndarray")]
 pub mod host;

@@ -76,62 +76,79 @@ impl<B: Backend> Hmm<B> {
         let batch = Batch::new(observations, lengths);
         let lp = self.log_probs();
         let grad = is_autodiff(&lp.log_initial);
+        let path = self.path(batch.len);
+        if path != Path::Host && self.validate {
+            batch.check_values(self.n_emissions());
+        }
+        if path != Path::Host && self.taped_gradient {
+            return match path {
+                Path::ParallelScan => scan::log_likelihood(&lp, &batch),
+                _ => sequential_value(&lp, &batch),
+            };
+        }
+        let lpc = lp.detach();
+        if !grad {
+            return match path {
+                Path::Host => self.value_and_counts(&lpc, batch, false).0,
+                Path::Sequential => sequential_value(&lpc, &batch),
+                Path::ParallelScan => scan::log_likelihood(&lpc, &batch),
+            };
+        }
+        let (value, counts) = self.value_and_counts(&lpc, batch, true);
+        attach(value, &lp, counts.expect("counts were asked for"))
+    }
+
+    /// The log-likelihoods `[B]` of a batch under the (detached) log-probabilities `lpc`
+    /// and, with `want_counts`, each sequence's expected counts `[B, S + S² + S·E]` (the
+    /// gradient of its log-likelihood; see the `counts` module), by the algorithm the model
+    /// selects, never taped. The tensor paths expect the batch's values checked already.
+    pub(crate) fn value_and_counts(
+        &self,
+        lpc: &HmmLogProbs<B>,
+        batch: Batch<B>,
+        want_counts: bool,
+    ) -> (Tensor<B, 1>, Option<Tensor<B, 2>>) {
         match self.path(batch.len) {
             Path::Host => {
-                let inputs = self.host_inputs(&lp, &batch);
-                let result = host::forward_backward(&inputs.model, &inputs.batch(), grad, false);
-                let like = (&self.device(), lp.log_initial.dtype());
+                let inputs = self.host_inputs(lpc, &batch);
+                let result =
+                    host::forward_backward(&inputs.model, &inputs.batch(), want_counts, false);
+                let like = (&self.device(), lpc.log_initial.dtype());
                 let value =
                     Tensor::from_data(TensorData::new(result.log_likelihood, [batch.batch]), like);
-                if !grad {
-                    return value;
-                }
                 let p = inputs.model.n_params();
-                let counts =
-                    Tensor::from_data(TensorData::new(result.counts, [batch.batch, p]), like);
-                attach(value, &lp, counts)
+                let counts = want_counts.then(|| {
+                    Tensor::from_data(TensorData::new(result.counts, [batch.batch, p]), like)
+                });
+                (value, counts)
             }
             Path::Sequential => {
-                if self.validate {
-                    batch.check_values(self.n_emissions());
-                }
-                if self.taped_gradient {
-                    return sequential_value(&lp, &batch);
-                }
-                let lpc = lp.detach();
-                if !grad {
-                    return sequential_value(&lpc, &batch);
-                }
                 let valid = batch.valid();
                 let em = emission_terms(lpc.log_emissions.clone(), batch.observations.clone());
-                let forward = forward_alphas(&lpc, em.clone(), valid.clone());
+                let forward = forward_alphas(lpc, em.clone(), valid.clone());
                 let value = forward.log_likelihood;
-                let betas = backward_betas(&lpc, em.clone(), valid.clone());
+                if !want_counts {
+                    return (value, None);
+                }
+                let betas = backward_betas(lpc, em.clone(), valid.clone());
                 let counts = expected_counts(
-                    &lpc,
+                    lpc,
                     em,
                     batch.observations,
                     valid,
                     Tensor::stack(forward.alphas, 1),
                     Tensor::stack(betas, 1),
                 );
-                attach(value, &lp, counts)
+                (value, Some(counts))
             }
             Path::ParallelScan => {
-                if self.validate {
-                    batch.check_values(self.n_emissions());
-                }
-                if self.taped_gradient {
-                    return scan::log_likelihood(&lp, &batch);
-                }
-                let lpc = lp.detach();
-                if !grad {
-                    return scan::log_likelihood(&lpc, &batch);
+                if !want_counts {
+                    return (scan::log_likelihood(lpc, &batch), None);
                 }
                 let valid = batch.valid();
-                let (alpha, beta, value, em) = scan::forward_backward(&lpc, &batch, valid.clone());
-                let counts = expected_counts(&lpc, em, batch.observations, valid, alpha, beta);
-                attach(value, &lp, counts)
+                let (alpha, beta, value, em) = scan::forward_backward(lpc, &batch, valid.clone());
+                let counts = expected_counts(lpc, em, batch.observations, valid, alpha, beta);
+                (value, Some(counts))
             }
         }
     }

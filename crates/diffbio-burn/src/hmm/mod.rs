@@ -92,6 +92,7 @@ mod check;
 mod config;
 mod counts;
 mod decode;
+mod em;
 mod forward;
 mod host;
 mod likelihood;
@@ -101,5 +102,6 @@ mod scan;
 
 pub use config::{HmmAlgorithm, HmmConfig};
 pub use decode::ViterbiPaths;
+pub use em::{BaumWelch, BaumWelchConfig, EmFit, EmStep};
 pub use model::{Hmm, HmmLogProbs};
 pub use sample::HmmSample;

@@ -69,8 +69,15 @@ impl<B: Backend> HmmLogProbs<B> {
 
     /// The probabilities `(π, A, B)` as `f64` row-major vectors (reads the values back).
     pub fn to_probs(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let read =
-            |t: Tensor<B, 2>| -> Vec<f64> { t.into_data().iter::<f64>().map(f64::exp).collect() };
+        let (pi, a, b) = self.to_log_vecs();
+        let exp = |v: Vec<f64>| v.into_iter().map(f64::exp).collect();
+        (exp(pi), exp(a), exp(b))
+    }
+
+    /// The log-probabilities `(log π, log A, log B)` as `f64` row-major vectors (reads the
+    /// values back).
+    pub fn to_log_vecs(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let read = |t: Tensor<B, 2>| -> Vec<f64> { t.into_data().iter::<f64>().collect() };
         (
             read(self.log_initial.clone().unsqueeze()),
             read(self.log_transitions.clone()),

@@ -1,9 +1,13 @@
 //! The losses, one family per file, each following `burn::nn::loss` conventions.
 
+pub mod beta_binomial;
 pub mod bpnet;
+pub mod dirichlet_multinomial;
+pub(crate) mod gamma_ratio;
 pub mod kl;
 pub mod log1p_mse;
 pub mod multinomial;
+pub mod nb_mixture;
 pub mod negative_binomial;
 pub mod vae;
 pub mod zinb;

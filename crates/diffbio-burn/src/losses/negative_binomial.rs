@@ -376,7 +376,7 @@ fn deviance<R: Real>(x: R, mu: R, theta: R) -> R {
 }
 
 /// `(-1)^j / ((j + 2)(j + 1))` for `j = 0..16`: `h(t)/t²` with `h(t) = (1 + t)·ln(1 + t) - t`.
-const BD0_SERIES: [f64; 16] = {
+pub(crate) const BD0_SERIES: [f64; 16] = {
     let mut c = [0.0; 16];
     let mut j = 0;
     while j < 16 {
@@ -390,7 +390,7 @@ const BD0_SERIES: [f64; 16] = {
 /// Loader's `bd0(x, μ) = x·ln(x/μ) - (x - μ) = μ·h((x - μ)/μ)`, `x, μ > 0`: the series of
 /// `h` for `|x/μ - 1| < 0.1` (to `t⁹` single, `t¹⁷` double), the difference elsewhere.
 #[inline(always)]
-fn bd0<R: Real>(x: R, mu: R) -> R {
+pub(crate) fn bd0<R: Real>(x: R, mu: R) -> R {
     let x_minus_mu = x.clone() - mu.clone();
     let t = x_minus_mu.clone() / mu.clone();
     let terms = if t.is_double() { 16 } else { 8 };

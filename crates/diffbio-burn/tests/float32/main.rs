@@ -15,6 +15,7 @@ mod hmm_ref;
 #[path = "../parity_harness/mod.rs"]
 mod parity_harness;
 
+mod beyond;
 mod edge_shapes;
 mod errors;
 mod fast_paths;

@@ -35,7 +35,7 @@ fn log1p_minus_ratio(u: f64) -> f64 {
 }
 
 /// `(log NB, d/dmu, d/dtheta)` in float64 for an integer count (see the module docs).
-fn oracle(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
+pub(crate) fn oracle(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let m = mu + EPS;
     let mut lp = x * m.ln() - ln_gamma(x + 1.0) - theta * (m / theta).ln_1p();
     let mut d_theta = -log1p_minus_ratio(m / theta);

@@ -14,6 +14,7 @@ mod hmm_ref;
 #[path = "../parity_harness/mod.rs"]
 mod parity_harness;
 
+mod beyond_f64;
 mod fast_paths_f64;
 mod gradients;
 mod hmm_f64;

@@ -40,9 +40,12 @@ use serde_json::{Number, Value};
 use crate::common::{CloseReport, compare, int_tensor, tensor, to_f64};
 use diffbio_burn::Reduction;
 use diffbio_burn::hmm::{Hmm, HmmAlgorithm};
+use diffbio_burn::losses::beta_binomial::BetaBinomialLossConfig;
 use diffbio_burn::losses::bpnet::BpnetMixtureLossConfig;
+use diffbio_burn::losses::dirichlet_multinomial::DirichletMultinomialLossConfig;
 use diffbio_burn::losses::log1p_mse::Log1pMseLossConfig;
 use diffbio_burn::losses::multinomial::MultinomialNllLossConfig;
+use diffbio_burn::losses::nb_mixture::NegativeBinomialMixtureLossConfig;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::vae::{Reconstruction, VaeLossConfig};
 use diffbio_burn::losses::zinb::ZinbLossConfig;
@@ -216,6 +219,51 @@ pub(crate) fn spec(function: &str) -> Option<Spec> {
             config: &["count_loss_weight"],
             grads_of: "total",
             grads_wrt: &["logits", "logcounts"],
+        },
+        "negative_binomial_mixture" => Spec {
+            required: &["counts", "mu_1", "mu_2", "theta_1", "pi_logits"],
+            optional: &["theta_2"],
+            ints: &[],
+            outputs: &["loss", "nll"],
+            config: &["eps"],
+            grads_of: "loss",
+            grads_wrt: &["mu_1", "mu_2", "theta_1", "pi_logits"],
+        },
+        "beta_binomial" => Spec {
+            required: &["counts", "total_counts", "alpha", "beta"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss", "nll"],
+            config: &[],
+            grads_of: "loss",
+            grads_wrt: &["alpha", "beta"],
+        },
+        "beta_binomial_mean" => Spec {
+            required: &["counts", "total_counts", "mu", "concentration"],
+            optional: &[],
+            ints: &[],
+            outputs: &["loss", "nll"],
+            config: &[],
+            grads_of: "loss",
+            grads_wrt: &["mu", "concentration"],
+        },
+        "dirichlet_multinomial" => Spec {
+            required: &["log_alpha", "counts"],
+            optional: &[],
+            ints: &[],
+            outputs: &["nll"],
+            config: &[],
+            grads_of: "nll",
+            grads_wrt: &["log_alpha"],
+        },
+        "dirichlet_multinomial_profile" => Spec {
+            required: &["logits", "log_precision", "counts"],
+            optional: &[],
+            ints: &[],
+            outputs: &["nll"],
+            config: &[],
+            grads_of: "nll",
+            grads_wrt: &["logits", "log_precision"],
         },
         "log1p_mse" => Spec {
             required: &["log_pred", "counts"],
@@ -404,8 +452,22 @@ pub(crate) fn check_fixture(fx: &Fixture) -> Result<Spec, String> {
                     errors.push(format!("missing grads.wrt {name:?}"));
                 }
             }
+            // An optional float input that is differentiated when present (`theta_2`).
+            let optional_wrt = |name: &str| {
+                spec.optional.contains(&name)
+                    && !spec.ints.contains(&name)
+                    && fx.inputs.contains_key(name)
+            };
+            for name in spec.optional {
+                if optional_wrt(name) && !grads.wrt.contains_key(*name) {
+                    errors.push(format!("missing grads.wrt {name:?} (the input is present)"));
+                }
+            }
             for name in grads.wrt.keys() {
-                if fx.inputs.contains_key(name) && !spec.grads_wrt.contains(&name.as_str()) {
+                if fx.inputs.contains_key(name)
+                    && !spec.grads_wrt.contains(&name.as_str())
+                    && !optional_wrt(name)
+                {
                     errors.push(format!(
                         "grads.wrt {name:?}: not a gradient the schema lists for {} ({:?})",
                         fx.function, spec.grads_wrt
@@ -634,6 +696,11 @@ pub(crate) fn compute<B: AutodiffBackend>(
         "multinomial_nll" => multinomial_nll(inp, path),
         "bpnet_mixture" => bpnet_mixture(fx, inp, path),
         "log1p_mse" => log1p_mse(inp),
+        "negative_binomial_mixture" => negative_binomial_mixture(fx, inp, path),
+        "beta_binomial" => beta_binomial(inp, path, false),
+        "beta_binomial_mean" => beta_binomial(inp, path, true),
+        "dirichlet_multinomial" => dirichlet_multinomial(inp),
+        "dirichlet_multinomial_profile" => dirichlet_multinomial_profile(inp),
         other => Err(format!("unknown function {other:?}")),
     }
 }
@@ -785,6 +852,92 @@ pub(crate) fn log1p_mse<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Outputs<B
             inp.float::<D>("counts")?,
         );
         Ok(Outputs::from([("loss", flat(per_row))]))
+    })
+}
+
+pub(crate) fn negative_binomial_mixture<B: AutodiffBackend>(
+    fx: &Fixture,
+    inp: &Inputs<B>,
+    path: Impl,
+) -> Result<Outputs<B>, String> {
+    let mut config = NegativeBinomialMixtureLossConfig::new().with_fast_path(path == Impl::Fast);
+    if let Some(eps) = config_f64(fx, "eps")? {
+        config = config.with_eps(eps);
+    }
+    let loss = config.init();
+    let counts = inp.float::<2>("counts")?;
+    let mu_1 = inp.float::<2>("mu_1")?;
+    let mu_2 = inp.float::<2>("mu_2")?;
+    let pi_logits = inp.float::<2>("pi_logits")?;
+    with_rank!(inp.rank("theta_1")?, "theta_1", T => {
+        let theta_1 = inp.float::<T>("theta_1")?;
+        let theta_2 = if inp.has("theta_2") { Some(inp.float::<T>("theta_2")?) } else { None };
+        let mean = loss.forward(
+            counts.clone(),
+            mu_1.clone(),
+            mu_2.clone(),
+            theta_1.clone(),
+            theta_2.clone(),
+            pi_logits.clone(),
+            Reduction::Mean,
+        );
+        let nll = loss.forward_no_reduction(counts, mu_1, mu_2, theta_1, theta_2, pi_logits);
+        Ok(Outputs::from([("loss", flat(mean)), ("nll", flat(nll))]))
+    })
+}
+
+pub(crate) fn beta_binomial<B: AutodiffBackend>(
+    inp: &Inputs<B>,
+    path: Impl,
+    mean_parameterisation: bool,
+) -> Result<Outputs<B>, String> {
+    let loss = BetaBinomialLossConfig::new()
+        .with_fast_path(path == Impl::Fast)
+        .init();
+    with_rank!(inp.rank("counts")?, "counts", D => {
+        let k = inp.float::<D>("counts")?;
+        let n = inp.float::<D>("total_counts")?;
+        let (mean, nll) = if mean_parameterisation {
+            let (mu, c) = (inp.float::<D>("mu")?, inp.float::<D>("concentration")?);
+            (
+                loss.forward_mean(k.clone(), n.clone(), mu.clone(), c.clone(), Reduction::Mean),
+                loss.forward_mean_no_reduction(k, n, mu, c),
+            )
+        } else {
+            let (a, b) = (inp.float::<D>("alpha")?, inp.float::<D>("beta")?);
+            (
+                loss.forward(k.clone(), n.clone(), a.clone(), b.clone(), Reduction::Mean),
+                loss.forward_no_reduction(k, n, a, b),
+            )
+        };
+        Ok(Outputs::from([("loss", flat(mean)), ("nll", flat(nll))]))
+    })
+}
+
+pub(crate) fn dirichlet_multinomial<B: AutodiffBackend>(
+    inp: &Inputs<B>,
+) -> Result<Outputs<B>, String> {
+    let loss = DirichletMultinomialLossConfig::new().init();
+    with_rank!(inp.rank("log_alpha")?, "log_alpha", D => {
+        let nll = loss.forward_no_reduction::<B, D, { D - 1 }>(
+            inp.float::<D>("log_alpha")?,
+            inp.float::<D>("counts")?,
+        );
+        Ok(Outputs::from([("nll", flat(nll))]))
+    })
+}
+
+pub(crate) fn dirichlet_multinomial_profile<B: AutodiffBackend>(
+    inp: &Inputs<B>,
+) -> Result<Outputs<B>, String> {
+    let loss = DirichletMultinomialLossConfig::new().init();
+    with_rank!(inp.rank("logits")?, "logits", D => {
+        let nll = loss.forward_profile_no_reduction::<B, D, { D - 1 }>(
+            inp.float::<D>("logits")?,
+            inp.float::<{ D - 1 }>("log_precision")?,
+            inp.float::<D>("counts")?,
+        );
+        Ok(Outputs::from([("nll", flat(nll))]))
     })
 }
 
