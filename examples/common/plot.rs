@@ -139,3 +139,56 @@ pub fn scatter_by_label(
         .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))
 }
+
+/// Side-by-side scatter panels of `(x, y)` points, each with the identity line `y = x` over
+/// its range (for comparing simulated with observed summaries).
+pub fn identity_panels(path: &Path, title: &str, panels: &[(&str, Vec<(f64, f64)>)]) -> Result<()> {
+    register_fonts();
+    let err = plot_err(path);
+    let root =
+        BitMapBackend::new(path, (480 * panels.len().max(1) as u32, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let root = root
+        .titled(title, (FONT, 22))
+        .map_err(|e| err(e.to_string()))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, (name, points)) in areas.iter().zip(panels) {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+        {
+            lo = lo.min(x.min(y));
+            hi = hi.max(x.max(y));
+        }
+        if !(lo.is_finite() && hi > lo) {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let pad = (hi - lo) * 0.04;
+        let range = (lo - pad)..(hi + pad);
+        let mut chart = ChartBuilder::on(area)
+            .caption(*name, (FONT, 16))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(range.clone(), range)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.stroke_width(1)))
+            .map_err(|e| err(e.to_string()))?;
+        let colour = Palette99::pick(0).to_rgba();
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 2, colour.mix(0.5).filled())),
+            )
+            .map_err(|e| err(e.to_string()))?;
+    }
+    root.present().map_err(|e| err(e.to_string()))
+}

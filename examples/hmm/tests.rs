@@ -126,6 +126,41 @@ fn smoke_chloroplast_orf_hmm_and_saved_model_round_trip() {
 }
 
 #[test]
+fn smoke_em_trainer_keeps_structural_zeros_and_improves_every_step() {
+    let out = tempfile::tempdir().unwrap();
+    let parsed = args(&["--trainer", "em", "--epochs", "3"], out.path());
+    let metrics = run::<Ad>(&parsed, Default::default()).unwrap();
+    assert_eq!(metrics.get("em_steps"), Some(3.0));
+    assert!(metrics.get("adam_steps").is_none());
+    let (initial, trained) = (
+        metrics.get("initial_nll_per_base").unwrap(),
+        metrics.get("trained_nll_per_base").unwrap(),
+    );
+    assert!(trained < initial, "{trained} vs {initial}");
+    assert!(out.path().join("loss.png").exists());
+    check_round_trip(&parsed, &metrics);
+    let design = GeneModel::new(&ORF, [0.25; 4], 300.0, 500.0);
+    let (_, loaded) = reload(out.path());
+    let (pi, a, b) = loaded.hmm.log_probs().to_probs();
+    for (name, trained, initial) in [
+        ("initial", pi, &design.initial),
+        ("transitions", a, &design.transitions),
+        ("emissions", b, &design.emissions),
+    ] {
+        for (i, (t, d)) in trained.iter().zip(initial.iter()).enumerate() {
+            assert!(t.is_finite(), "{name}[{i}] = {t}");
+            if *d == 0.0 {
+                assert_eq!(*t, 0.0, "{name}[{i}]: a structural zero became {t}");
+            } else if name != "initial" {
+                // (The maximum-likelihood start distribution is 0 for states that begin no
+                // training window; transitions and emissions all keep positive counts.)
+                assert!(*t > 0.0, "{name}[{i}]: {t} (initially {d})");
+            }
+        }
+    }
+}
+
+#[test]
 fn gpu_algorithm_agrees_with_the_host_kernel_on_the_orf_design() {
     // `--device wgpu` trains with a tensor algorithm (the parallel scan by default, see
     // `AlgorithmArg::Auto`): check both here on the CPU against the host kernel,

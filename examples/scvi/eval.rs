@@ -12,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, ElementConversion};
 use diffbio_burn::Reduction;
+use diffbio_burn::distributions::{NegativeBinomial, ZeroInflatedNegativeBinomial};
 use diffbio_burn::losses::kl::gaussian_kl;
 use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn_data::counts::{CellItem, CountMatrix, CountsBatch, CountsBatcher};
@@ -235,4 +236,154 @@ pub fn write_latent_csv(
         }
     }
     w.flush().with_context(context)
+}
+
+/// Per-gene summaries of a set of cells: mean, variance (`n - 1` normaliser) and fraction
+/// of zeros.
+#[derive(Debug, Clone)]
+pub struct GeneStats {
+    pub mean: Vec<f64>,
+    pub variance: Vec<f64>,
+    pub zero_fraction: Vec<f64>,
+}
+
+/// Running per-gene sums of `x`, `x²` and `[x = 0]`.
+struct GeneSums {
+    n: f64,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    zeros: Vec<f64>,
+}
+
+impl GeneSums {
+    fn new(genes: usize) -> Self {
+        Self {
+            n: 0.0,
+            sum: vec![0.0; genes],
+            sum_sq: vec![0.0; genes],
+            zeros: vec![0.0; genes],
+        }
+    }
+
+    /// Adds the rows of a `[n, G]` batch.
+    fn add<B: Backend>(&mut self, counts: Tensor<B, 2>) {
+        let g = self.sum.len();
+        let values: Vec<f64> = counts.into_data().iter::<f64>().collect();
+        for row in values.chunks(g) {
+            self.n += 1.0;
+            for (j, &x) in row.iter().enumerate() {
+                self.sum[j] += x;
+                self.sum_sq[j] += x * x;
+                self.zeros[j] += f64::from(u8::from(x == 0.0));
+            }
+        }
+    }
+
+    fn stats(&self) -> GeneStats {
+        let n = self.n;
+        let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
+        let variance = (self.sum_sq.iter().zip(&mean))
+            .map(|(sq, m)| ((sq - n * m * m) / (n - 1.0).max(1.0)).max(0.0))
+            .collect();
+        let zero_fraction = self.zeros.iter().map(|z| z / n).collect();
+        GeneStats {
+            mean,
+            variance,
+            zero_fraction,
+        }
+    }
+}
+
+/// Posterior predictive check on `cells`: for each cell, `replicates` times, a latent `z`
+/// from its posterior, decoded with the cell's library size, then counts drawn from the
+/// decoded NB or ZINB (`diffbio_burn::distributions`, seeded). Returns the per-gene
+/// summaries of the data and of all simulated cells.
+pub fn posterior_predictive<B: Backend>(
+    model: &Scvi<B>,
+    cells: &Arc<CountMatrix>,
+    replicates: usize,
+    seed: u64,
+    device: &B::Device,
+) -> (GeneStats, GeneStats) {
+    let g = cells.n_genes();
+    let (mut observed, mut simulated) = (GeneSums::new(g), GeneSums::new(g));
+    let theta = model.theta();
+    let mut draw = seed;
+    for batch in batches::<B>(cells, device) {
+        let n = batch.counts.dims()[0];
+        observed.add(batch.counts.clone());
+        let theta = theta.clone().unsqueeze_dim::<2>(0).expand([n, g]);
+        for _ in 0..replicates.max(1) {
+            let (decoded, _, _) =
+                model.forward_sampled(batch.counts.clone(), batch.library.clone());
+            draw += 1;
+            let counts = match decoded.pi_logits {
+                Some(pi_logits) => {
+                    ZeroInflatedNegativeBinomial::new(decoded.mu, theta.clone(), pi_logits)
+                        .sample(draw)
+                }
+                None => NegativeBinomial::new(decoded.mu, theta.clone()).sample(draw),
+            };
+            simulated.add(counts);
+        }
+    }
+    (observed.stats(), simulated.stats())
+}
+
+/// Pearson correlation of `log10` of the positive pairs.
+pub fn log_correlation(a: &[f64], b: &[f64]) -> f64 {
+    let pairs: Vec<(f64, f64)> = (a.iter().zip(b))
+        .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+        .map(|(x, y)| (x.log10(), y.log10()))
+        .collect();
+    let n = pairs.len() as f64;
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in &pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// The posterior predictive figure: simulated against observed per-gene mean, variance
+/// (log10, genes with both positive) and zero fraction, with the identity line.
+pub fn plot_posterior_predictive(
+    path: &Path,
+    observed: &GeneStats,
+    simulated: &GeneStats,
+    replicates: usize,
+) -> Result<()> {
+    let log_pairs = |a: &[f64], b: &[f64]| -> Vec<(f64, f64)> {
+        (a.iter().zip(b))
+            .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+            .map(|(x, y)| (x.log10(), y.log10()))
+            .collect()
+    };
+    let zero_pairs: Vec<(f64, f64)> = (observed.zero_fraction.iter())
+        .zip(&simulated.zero_fraction)
+        .map(|(x, y)| (*x, *y))
+        .collect();
+    crate::common::plot::identity_panels(
+        path,
+        &format!(
+            "scVI posterior predictive check, held-out cells ({replicates} draws per cell), one point per gene"
+        ),
+        &[
+            (
+                "log10 mean: data (x) vs simulated (y)",
+                log_pairs(&observed.mean, &simulated.mean),
+            ),
+            (
+                "log10 variance: data (x) vs simulated (y)",
+                log_pairs(&observed.variance, &simulated.variance),
+            ),
+            ("zero fraction: data (x) vs simulated (y)", zero_pairs),
+        ],
+    )
+    .context("posterior predictive plot")
 }

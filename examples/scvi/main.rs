@@ -22,7 +22,11 @@
 //!   `config.json` with the model.
 //! * Evaluation (`eval`): held-out NLL (posterior mean) and Monte Carlo negative ELBO against a
 //!   per-gene NB baseline; with labels, kNN accuracy (latent vs 10 PCs); plots.
-//! * Outputs in `--out`: `loss.png`, `latent.csv`, `latent.png` (with labels), `model.mpk` +
+//! * Posterior predictive check (`eval::posterior_predictive`): counts simulated from the fitted
+//!   model for the held-out cells (`--ppc-draws` per cell; `diffbio_burn::distributions`),
+//!   their per-gene mean, variance and zero fraction against the data's, in
+//!   `posterior_predictive.png` and `metrics.txt`.
+//! * Outputs in `--out`: `loss.png`, `posterior_predictive.png`, `latent.csv`, `latent.png` (with labels), `model.mpk` +
 //!   `config.json`, `metrics.txt`, and burn-train's `checkpoint/`, `train/`, `valid/` logs.
 #[path = "../common/mod.rs"]
 mod common;
@@ -220,6 +224,39 @@ where
             &labels,
         )?;
     }
+    // Posterior predictive check on the held-out cells.
+    let replicates = config.eval.ppc_draws;
+    let (observed, simulated) =
+        eval::posterior_predictive(&model, heldout, replicates, config.seed, &device);
+    eval::plot_posterior_predictive(
+        &args.out.join("posterior_predictive.png"),
+        &observed,
+        &simulated,
+        replicates,
+    )?;
+    metrics.text("ppc_draws_per_cell", replicates);
+    metrics.float(
+        "ppc_log10_mean_correlation",
+        eval::log_correlation(&observed.mean, &simulated.mean),
+    );
+    metrics.float(
+        "ppc_log10_variance_correlation",
+        eval::log_correlation(&observed.variance, &simulated.variance),
+    );
+    let zero_gap: f64 = (observed.zero_fraction.iter().zip(&simulated.zero_fraction))
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / g as f64;
+    metrics.float("ppc_zero_fraction_mean_abs_diff", zero_gap);
+    let total = |v: &[f64]| v.iter().sum::<f64>();
+    metrics.float(
+        "ppc_total_mean_ratio",
+        total(&simulated.mean) / total(&observed.mean),
+    );
+    metrics.float(
+        "ppc_total_variance_ratio",
+        total(&simulated.variance) / total(&observed.variance),
+    );
     let baseline_curve = vec![(1.0, baseline_nll), (config.epochs as f64, baseline_nll)];
     common::plot::line_plot(
         &args.out.join("loss.png"),

@@ -63,8 +63,23 @@ fn check(metrics: &Metrics, out: &Path, labelled: bool) {
         let v = metrics.get(name).unwrap();
         assert!(v.is_finite() && v > 0.0, "{name} = {v}");
     }
+    // The decoder's means add up to each cell's library size, so the simulated counts have
+    // the data's total mean in expectation, trained or not (5 draws per held-out cell).
+    // (NB only: ZINB's dropout removes a fraction of that mass.)
+    let zinb = ScviTrainingConfig::load(out.join("config.json"))
+        .unwrap()
+        .model
+        .zero_inflated;
+    let ratio = metrics.get("ppc_total_mean_ratio").unwrap();
+    assert!(
+        zinb || (0.9..1.1).contains(&ratio),
+        "ppc_total_mean_ratio = {ratio}"
+    );
+    let zero_gap = metrics.get("ppc_zero_fraction_mean_abs_diff").unwrap();
+    assert!((0.0..1.0).contains(&zero_gap), "{zero_gap}");
     for file in [
         "loss.png",
+        "posterior_predictive.png",
         "latent.csv",
         "model.mpk",
         "config.json",

@@ -64,6 +64,9 @@ pub struct EvalConfig {
     /// Monte Carlo samples of the held-out ELBO estimate.
     #[config(default = 20)]
     pub elbo_samples: usize,
+    /// Simulated draws per held-out cell in the posterior predictive check.
+    #[config(default = 5)]
+    pub ppc_draws: usize,
     /// Adam steps refining the baseline's per-gene theta.
     #[config(default = 50)]
     pub baseline_steps: usize,

@@ -86,16 +86,21 @@ impl<B: Backend, const D: usize> ZeroInflatedNegativeBinomial<B, D> {
         sigmoid(self.pi_logits.clone())
     }
 
+    /// `1 - pi = sigmoid(-pi_logits)` (not `1 - sigmoid(pi_logits)`, which cancels for large
+    /// logits).
+    fn keep(&self) -> Tensor<B, D> {
+        sigmoid(self.pi_logits.clone().neg())
+    }
+
     /// The mean, `(1 - pi)·mu`.
     pub fn mean(&self) -> Tensor<B, D> {
-        (self.pi().neg() + 1.0) * self.mu.clone()
+        self.keep() * self.mu.clone()
     }
 
     /// The variance, `(1 - pi)·mu·(1 + mu/theta + pi·mu)`.
     pub fn variance(&self) -> Tensor<B, D> {
-        let pi = self.pi();
         let mu = self.mu.clone();
-        (pi.clone().neg() + 1.0) * mu.clone() * (mu.clone() / self.theta.clone() + pi * mu + 1.0)
+        self.keep() * mu.clone() * (mu.clone() / self.theta.clone() + self.pi() * mu + 1.0)
     }
 
     /// `log p(counts)`, element-wise, as the [`ZinbLoss`](crate::losses::zinb::ZinbLoss)

@@ -36,7 +36,7 @@ use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::gamma_ratio::{a_digamma_rise, ln_rising_excess};
+use super::gamma_ratio::{a_digamma_excess, ln_rising_excess};
 use super::multinomial::row_nll;
 use super::{check_output_rank, reduce};
 use crate::Reduction;
@@ -153,8 +153,11 @@ impl DirichletMultinomialLoss {
         counts: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        let log_alpha = self.profile_log_alpha(logits, log_precision, &counts);
-        reduce(nll_keep_dim(log_alpha, counts), reduction)
+        self.check_profile(&logits, &log_precision, &counts);
+        reduce(
+            profile_nll_keep_dim(logits, log_precision, counts),
+            reduction,
+        )
     }
 
     /// The profile variant per row: `α = softmax(logits)·exp(log_precision)` along the last
@@ -175,19 +178,19 @@ impl DirichletMultinomialLoss {
         log_precision: Tensor<B, D2>,
         counts: Tensor<B, D>,
     ) -> Tensor<B, D2> {
-        let log_alpha = self.profile_log_alpha(logits, log_precision, &counts);
-        nll_keep_dim(log_alpha, counts).squeeze_dim(D - 1)
+        self.check_profile(&logits, &log_precision, &counts);
+        profile_nll_keep_dim(logits, log_precision, counts).squeeze_dim(D - 1)
     }
 
-    /// `log_softmax(logits) + log_precision`, inputs checked.
-    fn profile_log_alpha<B: Backend, const D: usize, const D2: usize>(
+    /// Shape checks (always) and value checks (with `validate`) of the profile variant.
+    fn check_profile<B: Backend, const D: usize, const D2: usize>(
         &self,
-        logits: Tensor<B, D>,
-        log_precision: Tensor<B, D2>,
+        logits: &Tensor<B, D>,
+        log_precision: &Tensor<B, D2>,
         counts: &Tensor<B, D>,
-    ) -> Tensor<B, D> {
+    ) {
         check_output_rank::<D, D2>(NAME);
-        self.check("logits", &logits, counts);
+        self.check("logits", logits, counts);
         let dims = counts.dims();
         validate::expect_shape(
             NAME,
@@ -196,14 +199,10 @@ impl DirichletMultinomialLoss {
             &dims[..D - 1],
             "one per profile: the shape of `counts` without its last dimension",
         );
-        validate::same_dtype(NAME, ("logits", &logits), ("log_precision", &log_precision));
+        validate::same_dtype(NAME, ("logits", logits), ("log_precision", log_precision));
         if self.validate {
-            validate::finite(NAME, "log_precision", &log_precision);
+            validate::finite(NAME, "log_precision", log_precision);
         }
-        if dims[D - 1] == 0 {
-            return logits;
-        }
-        log_softmax(logits, D - 1) + log_precision.unsqueeze_dim(D - 1)
     }
 
     /// Shape checks (always) and value checks (with `validate`).
@@ -242,22 +241,98 @@ fn nll_keep_dim<B: Backend, const D: usize>(
     }
     let la = constant(&log_alpha);
     let log_a_sum = log_sum_exp(la.clone(), last);
-    let log_p = la.clone() - log_a_sum.clone();
+    let log_p = la - log_a_sum.clone();
+    let grad = is_autodiff(&log_alpha);
+    let (nll, grads) = row_terms(x, log_p, log_a_sum, grad);
+    match grads {
+        None => nll,
+        Some((d_log_alpha, _)) => {
+            // `with_grad` over the row: its value depends on each entry of `log_alpha`.
+            let delta = log_alpha.clone() - constant(&log_alpha);
+            nll + (delta * d_log_alpha.neg()).sum_dim(last)
+        }
+    }
+}
+
+/// The profile variant's NLL of each row (`[.., 1]`), with `log α = log_softmax(logits) +
+/// log_precision`, its derivatives in closed form:
+///
+/// ```text
+/// d/d logits_l = g_l - p_l·Σ_j g_j,   d/d log_precision = Σ_j g_j,   g = d log p / d log α
+/// ```
+///
+/// Callers check the inputs.
+fn profile_nll_keep_dim<B: Backend, const D: usize, const D2: usize>(
+    logits: Tensor<B, D>,
+    log_precision: Tensor<B, D2>,
+    counts: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let last = D - 1;
+    let x = constant(&counts);
+    if x.dims()[last] == 0 {
+        return x.sum_dim(last);
+    }
+    let log_p = log_softmax(constant(&logits), last);
+    let lp = log_precision.unsqueeze_dim::<D>(last);
+    let grad = is_autodiff(&logits);
+    let (nll, grads) = row_terms(x, log_p.clone(), constant(&lp), grad);
+    match grads {
+        None => nll,
+        Some((g, row)) => {
+            let d_logits = g - log_p.exp() * row.clone();
+            let delta = logits.clone() - constant(&logits);
+            let nll = nll + (delta * d_logits.neg()).sum_dim(last);
+            nll + (lp.clone() - constant(&lp)) * row.neg()
+        }
+    }
+}
+
+/// The NLL of each row (`[.., 1]`) from untracked counts `x`, normalised `log p` and `log A`
+/// (module docs), and with `grad` the derivatives of [`gradients`].
+#[allow(clippy::type_complexity)]
+fn row_terms<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    log_p: Tensor<B, D>,
+    log_a_sum: Tensor<B, D>,
+    grad: bool,
+) -> (Tensor<B, D>, Option<(Tensor<B, D>, Tensor<B, D>)>) {
+    let last = D - 1;
     let total = x.clone().sum_dim(last);
     let multinomial = row_nll(
         total.clone(),
         (x.clone() * log_p.clone()).sum_dim(last),
         lgamma_value(x.clone() + 1.0).sum_dim(last),
     );
-    let alpha = la.exp();
+    let alpha = (log_p.clone() + log_a_sum.clone()).exp();
     let a_sum = log_a_sum.exp();
     let excess = ln_rising_excess(alpha.clone(), x.clone()).sum_dim(last);
     let nll = multinomial - excess + ln_rising_excess(a_sum.clone(), total.clone());
-    if !is_autodiff(&log_alpha) {
-        return nll;
-    }
-    let d_log_alpha = a_digamma_rise(alpha, x) - log_p.exp() * a_digamma_rise(a_sum, total);
-    // `with_grad` over the row: the row's value depends on each entry of `log_alpha`.
-    let delta = log_alpha.clone() - constant(&log_alpha);
-    nll + (delta * d_log_alpha.neg()).sum_dim(last)
+    let grads = grad.then(|| gradients(x, total, alpha, a_sum, log_p.exp(), last));
+    (nll, grads)
+}
+
+/// `d log p / d log α` (`[.., L]`) and its row sum (`[.., 1]`), with `p = α/A`:
+///
+/// ```text
+/// d log p / d log α_l = (x_l - N·p_l) + e(α_l, x_l) - p_l·e(A, N),   e(a, m) = a·[ψ(a + m) - ψ(a)] - m
+/// Σ_l d log p / d log α_l = Σ_l e(α_l, x_l) - e(A, N)
+/// ```
+///
+/// (the multinomial's gradient plus corrections that vanish as `A → ∞`). The row sum is the
+/// derivative with respect to a shift of every `log α_l` (the profile variant's
+/// `log_precision`); written this way it never subtracts the `O(N)` terms, which cancel
+/// exactly.
+fn gradients<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    total: Tensor<B, D>,
+    alpha: Tensor<B, D>,
+    a_sum: Tensor<B, D>,
+    p: Tensor<B, D>,
+    last: usize,
+) -> (Tensor<B, D>, Tensor<B, D>) {
+    let e = a_digamma_excess(alpha, x.clone());
+    let e_sum = a_digamma_excess(a_sum, total.clone());
+    let row = e.clone().sum_dim(last) - e_sum.clone();
+    let grad = (x - total * p.clone()) + e - p * e_sum;
+    (grad, row)
 }

@@ -5,7 +5,7 @@
 //! Written once, generic over [`Real`], for the host kernels and the generic tensor path.
 
 use crate::losses::negative_binomial::{BD0_SERIES, digamma_gap};
-use crate::real::{Real, SERIES_FROM, horner, stirling_remainder};
+use crate::real::{Real, SERIES_FROM, horner, ln_1p_minus, stirling_remainder};
 
 /// `T(a, m) = ln Γ(a + m) - ln Γ(a) - m·ln a` for `a > 0`, `m >= 0`: the log rising factorial
 /// `ln[a(a+1)···(a+m-1)]` less its leading term `m·ln a`. `T(a, 0) = 0`, and `T → 0` as
@@ -82,6 +82,22 @@ pub(crate) fn a_digamma_rise<R: Real>(a: R, m: R) -> R {
     )
 }
 
+/// `a·[ψ(a + m) - ψ(a)] - m`: [`a_digamma_rise`] less its leading term `m`, the part of the
+/// Dirichlet-multinomial gradient that vanishes in the multinomial limit. For `a >= 1`,
+/// `a·[ln(1 + m/a) - m/a + gap]` (about `-m²/(2a)`, formed without subtracting `m`); below,
+/// [`a_digamma_rise`]` - m`, where the two are of the same size.
+#[inline(always)]
+pub(crate) fn a_digamma_excess<R: Real>(a: R, m: R) -> R {
+    R::select(
+        a.ge(1.0),
+        || {
+            let a = a.clone().clamp_min(1.0);
+            a.clone() * (ln_1p_minus(m.clone() / a.clone()) + digamma_gap(m.clone(), a))
+        },
+        || a_digamma_rise(a.clone().clamp_max(1.0), m.clone()) - m.clone(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +130,12 @@ mod tests {
                 assert!(
                     (got - want).abs() <= 1e-12 * scale + 1e-14,
                     "aG({a}, {m}) = {got}, want {want}"
+                );
+                let excess = a_digamma_excess(a, m);
+                assert!(
+                    (excess - (want - m)).abs() <= 1e-12 * (scale + m) + 1e-14,
+                    "aG({a}, {m}) - m = {excess}, want {}",
+                    want - m
                 );
             }
         }
