@@ -391,12 +391,14 @@ pub(crate) fn log_prob<R: Real>(k: R, n: R, alpha: R, beta: R) -> R {
     // take whichever is smaller.
     let brackets = (alpha.clone() + beta.clone()) * 8.0 - n.clone();
     R::select(brackets.lt(0.0), small, || {
-        R::select(
-            alpha.lt(SERIES_FROM),
-            || R::select(beta.lt(SERIES_FROM), small, large),
-            large,
-        )
+        both(alpha.lt(SERIES_FROM), beta.lt(SERIES_FROM), small, large)
     })
+}
+
+/// `yes()` where both masks hold, `no()` elsewhere.
+#[inline(always)]
+fn both<R: Real>(first: R::Mask, second: R::Mask, yes: impl Fn() -> R, no: impl Fn() -> R) -> R {
+    R::select(first, || R::select(second, &yes, &no), &no)
 }
 
 /// `log BetaBinomial` for small `α, β` as four brackets, each of the size of its result
@@ -433,11 +435,7 @@ fn ln_gamma_diff<R: Real>(x: R, y: R, d: R) -> R {
             - stirling_remainder(y.clone())
     };
     let direct = || x.clone().lgamma() - y.clone().lgamma();
-    R::select(
-        x.ge(SERIES_FROM),
-        || R::select(y.ge(SERIES_FROM), stirling, direct),
-        direct,
-    )
+    both(x.ge(SERIES_FROM), y.ge(SERIES_FROM), stirling, direct)
 }
 
 /// `log Binomial(k; n, p)` with `p = α/(α + β)`, `q = β/(α + β)`, by Loader's saddle-point
