@@ -10,7 +10,7 @@ use burn::module::{AutodiffModule, Param};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Distribution, ElementConversion};
+use burn::tensor::ElementConversion;
 use diffbio_burn::Reduction;
 use diffbio_burn::distributions::{NegativeBinomial, ZeroInflatedNegativeBinomial};
 use diffbio_burn::losses::kl::gaussian_kl;
@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
-use crate::model::{CountNll, Scvi};
+use crate::model::{CountNll, Scvi, sample_latent};
 
 /// Cells per evaluation batch.
 const EVAL_BATCH: usize = 1024;
@@ -82,11 +82,9 @@ pub fn negative_elbo<B: Backend>(
     let mut total = 0.0;
     for batch in batches::<B>(cells, device) {
         let (mean, logvar) = model.encode(batch.counts.clone());
-        let std = (logvar.clone() * 0.5).exp();
         let mut recon = 0.0;
         for _ in 0..samples {
-            let z = mean.clone() + std.clone() * mean.random_like(Distribution::Normal(0.0, 1.0));
-            let decoded = model.decode(z, batch.library.clone());
+            let decoded = model.decode(sample_latent(&mean, &logvar), batch.library.clone());
             recon += scalar(
                 CountNll::new()
                     .nll(batch.counts.clone(), decoded, model.theta())
@@ -311,11 +309,12 @@ pub fn posterior_predictive<B: Backend>(
     let mut draw = seed;
     for batch in batches::<B>(cells, device) {
         let n = batch.counts.dims()[0];
-        observed.add(batch.counts.clone());
+        // The posterior once per cell, `replicates` draws from it.
+        let (mean, logvar) = model.encode(batch.counts.clone());
+        observed.add(batch.counts);
         let theta = theta.clone().unsqueeze_dim::<2>(0).expand([n, g]);
         for _ in 0..replicates.max(1) {
-            let (decoded, _, _) =
-                model.forward_sampled(batch.counts.clone(), batch.library.clone());
+            let decoded = model.decode(sample_latent(&mean, &logvar), batch.library.clone());
             draw += 1;
             let counts = match decoded.pi_logits {
                 Some(pi_logits) => {

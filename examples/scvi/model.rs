@@ -159,8 +159,7 @@ impl<B: Backend> Scvi<B> {
         library: Tensor<B, 2>,
     ) -> (Decoded<B>, Tensor<B, 2>, Tensor<B, 2>) {
         let (mean, logvar) = self.encode(counts);
-        let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
-        let z = mean.clone() + (logvar.clone() * 0.5).exp() * noise;
+        let z = sample_latent(&mean, &logvar);
         (self.decode(z, library), mean, logvar)
     }
 
@@ -189,6 +188,12 @@ impl<B: Backend> Scvi<B> {
             batch_size,
         }
     }
+}
+
+/// One draw of `z` per cell from the posterior `N(mean, exp(logvar))` (reparameterised).
+pub fn sample_latent<B: Backend>(mean: &Tensor<B, 2>, logvar: &Tensor<B, 2>) -> Tensor<B, 2> {
+    let noise = mean.random_like(Distribution::Normal(0.0, 1.0));
+    mean.clone() + (logvar.clone() * 0.5).exp() * noise
 }
 
 /// The count likelihood with validation off: the data are validated once by the reader, and

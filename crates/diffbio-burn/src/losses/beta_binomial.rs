@@ -139,20 +139,8 @@ impl BetaBinomialLoss {
         beta: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        self.check(&counts, &total_counts, [("alpha", &alpha), ("beta", &beta)]);
-        let scale = super::reduction_scale(&counts.dims(), reduction.clone());
-        host_or!(
-            B,
-            self.fast_path,
-            crate::host::pointwise::map(
-                [counts, total_counts, alpha, beta],
-                [2, 3],
-                Some(scale),
-                |[k, n, a, b]| nll_alpha_beta(k, n, a, b)
-            )
-            .total(),
-            reduce(self.nll(counts, total_counts, alpha, beta), reduction)
-        )
+        let inputs = [counts, total_counts, alpha, beta];
+        self.reduced(Parameters::AlphaBeta, inputs, reduction)
     }
 
     /// The element-wise NLL in the `(alpha, beta)` parameterisation. Gradients flow to
@@ -173,19 +161,8 @@ impl BetaBinomialLoss {
         alpha: Tensor<B, D>,
         beta: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        self.check(&counts, &total_counts, [("alpha", &alpha), ("beta", &beta)]);
-        host_or!(
-            B,
-            self.fast_path,
-            crate::host::pointwise::map(
-                [counts, total_counts, alpha, beta],
-                [2, 3],
-                None,
-                |[k, n, a, b]| nll_alpha_beta(k, n, a, b)
-            )
-            .elementwise(),
-            self.nll(counts, total_counts, alpha, beta)
-        )
+        let inputs = [counts, total_counts, alpha, beta];
+        self.elementwise(Parameters::AlphaBeta, inputs)
     }
 
     /// The reduced NLL in the `(mu, concentration)` parameterisation, `alpha = mu·κ`,
@@ -205,23 +182,8 @@ impl BetaBinomialLoss {
         concentration: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        self.check_mean(&counts, &total_counts, &mu, &concentration);
-        let scale = super::reduction_scale(&counts.dims(), reduction.clone());
-        host_or!(
-            B,
-            self.fast_path,
-            crate::host::pointwise::map(
-                [counts, total_counts, mu, concentration],
-                [2, 3],
-                Some(scale),
-                |[k, n, m, c]| nll_mean(k, n, m, c)
-            )
-            .total(),
-            reduce(
-                self.nll_mean(counts, total_counts, mu, concentration),
-                reduction
-            )
-        )
+        let inputs = [counts, total_counts, mu, concentration];
+        self.reduced(Parameters::Mean, inputs, reduction)
     }
 
     /// The element-wise NLL in the `(mu, concentration)` parameterisation. Gradients flow to
@@ -242,129 +204,150 @@ impl BetaBinomialLoss {
         mu: Tensor<B, D>,
         concentration: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        self.check_mean(&counts, &total_counts, &mu, &concentration);
+        let inputs = [counts, total_counts, mu, concentration];
+        self.elementwise(Parameters::Mean, inputs)
+    }
+
+    /// The reduced NLL of `[counts, total_counts, parameter, parameter]`.
+    fn reduced<B: Backend, const D: usize>(
+        &self,
+        params: Parameters,
+        inputs: [Tensor<B, D>; 4],
+        reduction: Reduction,
+    ) -> Tensor<B, 1> {
+        self.check(params, &inputs);
+        let scale = super::reduction_scale(&inputs[0].dims(), reduction.clone());
         host_or!(
             B,
             self.fast_path,
-            crate::host::pointwise::map(
-                [counts, total_counts, mu, concentration],
-                [2, 3],
-                None,
-                |[k, n, m, c]| nll_mean(k, n, m, c)
-            )
-            .elementwise(),
-            self.nll_mean(counts, total_counts, mu, concentration)
+            host(params, inputs, Some(scale)).total(),
+            reduce(generic(params, inputs), reduction)
         )
     }
 
-    /// Shape and dtype checks (always), value checks of the data and of two positive
-    /// parameters (with `validate`).
-    fn check<B: Backend, const D: usize>(
+    /// The element-wise NLL of `[counts, total_counts, parameter, parameter]`.
+    fn elementwise<B: Backend, const D: usize>(
         &self,
-        counts: &Tensor<B, D>,
-        total_counts: &Tensor<B, D>,
-        params: [(&str, &Tensor<B, D>); 2],
-    ) {
-        self.check_data(counts, total_counts, params);
-        if self.validate {
-            for (name, p) in params {
-                validate::positive(NAME, name, p);
-            }
-        }
+        params: Parameters,
+        inputs: [Tensor<B, D>; 4],
+    ) -> Tensor<B, D> {
+        self.check(params, &inputs);
+        host_or!(
+            B,
+            self.fast_path,
+            host(params, inputs, None).elementwise(),
+            generic(params, inputs)
+        )
     }
 
-    fn check_mean<B: Backend, const D: usize>(
-        &self,
-        counts: &Tensor<B, D>,
-        total_counts: &Tensor<B, D>,
-        mu: &Tensor<B, D>,
-        concentration: &Tensor<B, D>,
-    ) {
-        let params = [("mu", mu), ("concentration", concentration)];
-        self.check_data(counts, total_counts, params);
-        if self.validate {
+    /// Shape and dtype checks (always); with `validate`, the data (finite,
+    /// `0 <= counts <= total_counts`) and the parameters' domains.
+    fn check<B: Backend, const D: usize>(&self, params: Parameters, inputs: &[Tensor<B, D>; 4]) {
+        let [counts, total_counts, first, second] = inputs;
+        let [first_name, second_name] = params.names();
+        let dims = counts.dims();
+        for (name, t) in [
+            ("total_counts", total_counts),
+            (first_name, first),
+            (second_name, second),
+        ] {
+            validate::same_shape(NAME, ("counts", &dims), (name, &t.dims()));
+            validate::same_dtype(NAME, ("counts", counts), (name, t));
+        }
+        if !self.validate {
+            return;
+        }
+        validate::non_negative(NAME, "counts", counts);
+        validate::non_negative(NAME, "total_counts", total_counts);
+        let excess = counts.clone() - total_counts.clone();
+        validate::values(
+            NAME,
+            "counts - total_counts",
+            "<= 0 (counts cannot exceed total_counts)",
+            &excess,
+            |t| t.lower_equal_elem(0.0),
+            |v| v <= 0.0,
+        );
+        if params == Parameters::Mean {
             validate::values(
                 NAME,
                 "mu",
                 "in the open interval (0, 1)",
-                mu,
+                first,
                 |t| t.clone().greater_elem(0.0).bool_and(t.lower_elem(1.0)),
                 |v| v > 0.0 && v < 1.0,
             );
-            validate::positive(NAME, "concentration", concentration);
+        } else {
+            validate::positive(NAME, first_name, first);
         }
+        validate::positive(NAME, second_name, second);
     }
+}
 
-    fn check_data<B: Backend, const D: usize>(
-        &self,
-        counts: &Tensor<B, D>,
-        total_counts: &Tensor<B, D>,
-        params: [(&str, &Tensor<B, D>); 2],
-    ) {
-        let dims = counts.dims();
-        validate::same_shape(
-            NAME,
-            ("counts", &dims),
-            ("total_counts", &total_counts.dims()),
-        );
-        validate::same_dtype(NAME, ("counts", counts), ("total_counts", total_counts));
-        for (name, p) in params {
-            validate::same_shape(NAME, ("counts", &dims), (name, &p.dims()));
-            validate::same_dtype(NAME, ("counts", counts), (name, p));
-        }
-        if self.validate {
-            validate::non_negative(NAME, "counts", counts);
-            validate::non_negative(NAME, "total_counts", total_counts);
-            let excess = counts.clone() - total_counts.clone();
-            validate::values(
-                NAME,
-                "counts - total_counts",
-                "<= 0 (counts cannot exceed total_counts)",
-                &excess,
-                |t| t.lower_equal_elem(0.0),
-                |v| v <= 0.0,
-            );
-        }
-    }
+/// The two parameterisations of the likelihood's last two inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Parameters {
+    /// `(alpha, beta)`.
+    AlphaBeta,
+    /// `(mu, concentration)`.
+    Mean,
+}
 
-    /// The generic path in `(alpha, beta)`, inputs checked.
-    fn nll<B: Backend, const D: usize>(
-        &self,
-        counts: Tensor<B, D>,
-        total_counts: Tensor<B, D>,
-        alpha: Tensor<B, D>,
-        beta: Tensor<B, D>,
-    ) -> Tensor<B, D> {
-        let (k, n) = (constant(&counts), constant(&total_counts));
-        let (a, b) = (constant(&alpha), constant(&beta));
-        let nll = log_prob(k.clone(), n.clone(), a.clone(), b.clone()).neg();
-        if !is_autodiff(&alpha) {
-            return nll;
+impl Parameters {
+    fn names(self) -> [&'static str; 2] {
+        match self {
+            Self::AlphaBeta => ["alpha", "beta"],
+            Self::Mean => ["mu", "concentration"],
         }
-        let [d_a, d_b] = d_alpha_beta(k, n, a, b);
-        let nll = with_grad(nll, alpha, d_a.neg());
-        with_grad(nll, beta, d_b.neg())
     }
+}
 
-    /// The generic path in `(mu, concentration)`, inputs checked.
-    fn nll_mean<B: Backend, const D: usize>(
-        &self,
-        counts: Tensor<B, D>,
-        total_counts: Tensor<B, D>,
-        mu: Tensor<B, D>,
-        concentration: Tensor<B, D>,
-    ) -> Tensor<B, D> {
-        let (k, n) = (constant(&counts), constant(&total_counts));
-        let (m, c) = (constant(&mu), constant(&concentration));
-        let (a, b) = alpha_beta(m.clone(), c.clone());
-        let nll = log_prob(k.clone(), n.clone(), a.clone(), b.clone()).neg();
-        if !is_autodiff(&mu) {
-            return nll;
-        }
-        let [d_m, d_c] = d_mean(k, n, m, c);
-        let nll = with_grad(nll, mu, d_m.neg());
-        with_grad(nll, concentration, d_c.neg())
+/// `-log p(k | n, x, y)` with `(x, y)` in the parameterisation `params`.
+#[inline(always)]
+fn nll<R: Real>(params: Parameters, k: R, n: R, x: R, y: R) -> R {
+    let (alpha, beta) = match params {
+        Parameters::AlphaBeta => (x, y),
+        Parameters::Mean => alpha_beta(x, y),
+    };
+    log_prob(k, n, alpha, beta).neg()
+}
+
+/// `[d/dx, d/dy]` of [`nll`].
+#[inline(always)]
+fn nll_grads<R: Real>(params: Parameters, k: R, n: R, x: R, y: R) -> [R; 2] {
+    let grads = match params {
+        Parameters::AlphaBeta => d_alpha_beta(k, n, x, y),
+        Parameters::Mean => d_mean(k, n, x, y),
+    };
+    grads.map(R::neg)
+}
+
+/// The host kernel over `[counts, total_counts, x, y]` (element-wise, or reduced with
+/// `scale`), inputs checked.
+#[cfg(feature = "ndarray")]
+fn host<B: Backend, const D: usize>(
+    params: Parameters,
+    inputs: [Tensor<B, D>; 4],
+    scale: Option<f64>,
+) -> crate::host::pointwise::Reduced<B, D> {
+    crate::host::pointwise::map(inputs, [2, 3], scale, move |[k, n, x, y]| {
+        (nll(params, k, n, x, y), nll_grads(params, k, n, x, y))
+    })
+}
+
+/// The generic path over `[counts, total_counts, x, y]`, inputs checked.
+fn generic<B: Backend, const D: usize>(
+    params: Parameters,
+    inputs: [Tensor<B, D>; 4],
+) -> Tensor<B, D> {
+    let [k, n, xc, yc] = inputs.each_ref().map(constant);
+    let [_, _, x, y] = inputs;
+    let value = nll(params, k.clone(), n.clone(), xc.clone(), yc.clone());
+    if !is_autodiff(&x) {
+        return value;
     }
+    let [d_x, d_y] = nll_grads(params, k, n, xc, yc);
+    with_grad(with_grad(value, x, d_x), y, d_y)
 }
 
 /// `(alpha, beta) = (mu·κ, (1 - mu)·κ)`.
@@ -484,21 +467,6 @@ pub(crate) fn d_mean<R: Real>(k: R, n: R, mu: R, concentration: R) -> [R; 2] {
         concentration * (g_alpha.clone() - g_beta.clone()),
         mu.clone() * g_alpha + (mu.neg() + 1.0) * g_beta - g_sum,
     ]
-}
-
-/// One element of the `(alpha, beta)` host kernel: the NLL and its derivatives.
-#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
-fn nll_alpha_beta(k: f64, n: f64, alpha: f64, beta: f64) -> (f64, [f64; 2]) {
-    let [d_a, d_b] = d_alpha_beta(k, n, alpha, beta);
-    (-log_prob(k, n, alpha, beta), [-d_a, -d_b])
-}
-
-/// One element of the `(mu, concentration)` host kernel.
-#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
-fn nll_mean(k: f64, n: f64, mu: f64, concentration: f64) -> (f64, [f64; 2]) {
-    let (alpha, beta) = alpha_beta(mu, concentration);
-    let [d_m, d_c] = d_mean(k, n, mu, concentration);
-    (-log_prob(k, n, alpha, beta), [-d_m, -d_c])
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::gamma_ratio::{a_digamma_excess, ln_rising_excess};
-use super::multinomial::row_nll;
+use super::multinomial::{check_rows, row_nll};
 use super::{check_output_rank, reduce};
 use crate::Reduction;
 use crate::special::{constant, is_autodiff, lgamma_value, log_sum_exp};
@@ -212,18 +212,7 @@ impl DirichletMultinomialLoss {
         log_alpha: &Tensor<B, D>,
         counts: &Tensor<B, D>,
     ) {
-        assert!(
-            D >= 2,
-            "{NAME}: `{name}` and `counts` need rank >= 2 (rows of categories in the last \
-             dimension), got rank {D} with shape {:?}",
-            counts.dims()
-        );
-        validate::same_shape(NAME, (name, &log_alpha.dims()), ("counts", &counts.dims()));
-        validate::same_dtype(NAME, (name, log_alpha), ("counts", counts));
-        if self.validate {
-            validate::finite(NAME, name, log_alpha);
-            validate::non_negative(NAME, "counts", counts);
-        }
+        check_rows(NAME, self.validate, (name, log_alpha), counts);
     }
 }
 

@@ -204,18 +204,7 @@ impl MultinomialNllLoss {
         log_probs: &Tensor<B, D>,
         counts: &Tensor<B, D>,
     ) {
-        assert!(
-            D >= 2,
-            "{NAME}: `{name}` and `counts` need rank >= 2 (rows of categories in the last \
-             dimension), got rank {D} with shape {:?}",
-            counts.dims()
-        );
-        validate::same_shape(NAME, (name, &log_probs.dims()), ("counts", &counts.dims()));
-        validate::same_dtype(NAME, (name, log_probs), ("counts", counts));
-        if self.validate {
-            validate::finite(NAME, name, log_probs);
-            validate::non_negative(NAME, "counts", counts);
-        }
+        check_rows(NAME, self.validate, (name, log_probs), counts);
     }
 
     /// The NLL of each row, keeping the last dimension with size 1. Callers check the inputs.
@@ -231,6 +220,29 @@ impl MultinomialNllLoss {
             (counts.clone() * log_probs).sum_dim(last),
             lgamma_value(counts + 1.0).sum_dim(last),
         )
+    }
+}
+
+/// The checks of a loss over rows of counts in the last dimension (rank >= 2, `counts` and
+/// the parameter `(name, x)` of one shape and dtype; with `validate`, finite `x` and finite
+/// non-negative counts), panicking with messages naming `loss`.
+pub(crate) fn check_rows<B: Backend, const D: usize>(
+    loss: &str,
+    validate: bool,
+    (name, x): (&str, &Tensor<B, D>),
+    counts: &Tensor<B, D>,
+) {
+    assert!(
+        D >= 2,
+        "{loss}: `{name}` and `counts` need rank >= 2 (rows of categories in the last \
+         dimension), got rank {D} with shape {:?}",
+        counts.dims()
+    );
+    validate::same_shape(loss, (name, &x.dims()), ("counts", &counts.dims()));
+    validate::same_dtype(loss, (name, x), ("counts", counts));
+    if validate {
+        validate::finite(loss, name, x);
+        validate::non_negative(loss, "counts", counts);
     }
 }
 
