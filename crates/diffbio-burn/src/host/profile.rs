@@ -7,20 +7,21 @@ use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::special::{exp_nonpositive, ln_factorial};
+use super::special::{exp_nonpositive, sum_ln_factorial};
 use super::{HostFloat, HostTensor, simd, tensor_from};
 use crate::losses::log1p_mse::residual;
 use crate::losses::multinomial::row_nll;
 
-/// Per-row multinomial NLL of `counts` under `log_probs` (`[rows, L]`), with
-/// `∂/∂log_probs = -counts`: a `[rows]` tensor (`scale: None`) or `[1]` holding
-/// `scale · Σ rows` (`Some(scale)`), gradient attached to `log_probs`.
-pub(crate) fn multinomial_nll<B: Backend>(
-    log_probs: Tensor<B, 2>,
-    counts: &Tensor<B, 2>,
+/// Per-row multinomial NLL of `counts` under `log_probs` (`[..., L]`, rows the leading
+/// dimensions flattened), with `∂/∂log_probs = -counts`: a `[rows]` tensor (`scale: None`) or
+/// `[1]` holding `scale · Σ rows` (`Some(scale)`), gradient attached to `log_probs`. The
+/// inputs are read in place, never reshaped (burn-ndarray's `reshape` copies).
+pub(crate) fn multinomial_nll<B: Backend, const D: usize>(
+    log_probs: Tensor<B, D>,
+    counts: &Tensor<B, D>,
     scale: Option<f64>,
 ) -> Tensor<B, 1> {
-    let [rows, width] = counts.dims();
+    let (rows, width, shape) = rows_of(counts);
     let host = [&log_probs, counts].map(HostTensor::of);
     let device = log_probs.device();
     macro_rules! run {
@@ -32,26 +33,63 @@ pub(crate) fn multinomial_nll<B: Backend>(
                 .par_chunks_mut(width.max(1))
                 .enumerate()
                 .map(|(r, d)| {
-                    let (lp, c) = (&lp[r * width..][..width], &c[r * width..][..width]);
-                    let (mut dot, mut log_factorials, mut total) = (0.0, 0.0, 0.0);
-                    for k in 0..width {
-                        let ck = c[k].to_f64();
-                        dot += ck * lp[k].to_f64();
-                        log_factorials += ln_factorial(ck);
-                        total += ck;
-                        d[k] = <$e>::from_f64(ck * factor);
-                    }
-                    row_nll(total, dot, log_factorials)
+                    let span = r * width..(r + 1) * width;
+                    nll_row(&lp[span.clone()], &c[span], factor, d)
                 })
                 .collect();
-            let value = values::<B, $e>(per_row, scale, &device);
-            attach(value, [log_probs], [tensor_from(d, [rows, width], &device)])
+            let d = tensor_from(d, shape, &device);
+            attach_rows::<B, $e, D>(per_row, scale, log_probs, d)
         }};
     }
     match host[1].dtype() {
         DType::F64 => run!(f64),
         _ => run!(f32),
     }
+}
+
+/// One row of the multinomial NLL of counts `c` under log-probabilities `lp`:
+/// `-Σ c·lp + Σ ln c! - ln N!`; writes the derivative `factor · c` into `d`.
+fn nll_row<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+    simd::dispatch!(nll_row_body, nll_row_wide, (lp, c, factor, d))
+}
+
+/// [`nll_row_body`] compiled for AVX2+FMA (see [`simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn nll_row_wide<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+    nll_row_body(lp, c, factor, d)
+}
+
+#[inline(always)]
+fn nll_row_body<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+    let (total, dot) = count_sums(c, lp);
+    for (dk, ck) in d.iter_mut().zip(c) {
+        *dk = E::from_f64(ck.to_f64() * factor);
+    }
+    row_nll(total, dot, sum_ln_factorial(c))
+}
+
+/// `(Σ y, Σ y·l)` in eight lanes each (a single running sum is a serial dependency chain),
+/// without branches on the (mostly zero) counts.
+#[inline(always)]
+fn count_sums<E: HostFloat>(y: &[E], l: &[E]) -> (f64, f64) {
+    let mut lanes = [[0.0; 8]; 2];
+    let (y_chunks, l_chunks) = (y.chunks_exact(8), l.chunks_exact(8));
+    let tail = y_chunks.remainder().iter().zip(l_chunks.remainder());
+    for (yc, lc) in y_chunks.zip(l_chunks) {
+        for j in 0..8 {
+            let yk = yc[j].to_f64();
+            lanes[0][j] += yk;
+            lanes[1][j] += yk * lc[j].to_f64();
+        }
+    }
+    let [mut total, mut dot] = lanes.map(|lane| lane.iter().sum::<f64>());
+    for (yk, lk) in tail {
+        let yk = yk.to_f64();
+        total += yk;
+        dot += yk * lk.to_f64();
+    }
+    (total, dot)
 }
 
 /// One row of the multinomial NLL of counts `y` under `softmax(l)`:
@@ -86,42 +124,27 @@ fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> 
         *s = exp_nonpositive(*s - max);
     }
     let sum_exp = simd::lanes_fold(&shifted, 0.0, |a, v| a + v);
-    // Σ y, Σ y·l and Σ ln y! in eight lanes each, without branches on the (mostly zero) counts.
-    let mut lanes = [[0.0; 8]; 3];
-    let (y_chunks, l_chunks) = (y.chunks_exact(8), l.chunks_exact(8));
-    let tail = y_chunks.remainder().iter().zip(l_chunks.remainder());
-    for (yc, lc) in y_chunks.zip(l_chunks) {
-        for j in 0..8 {
-            let yk = yc[j].to_f64();
-            lanes[0][j] += yk;
-            lanes[1][j] += yk * lc[j].to_f64();
-            lanes[2][j] += ln_factorial(yk);
-        }
-    }
-    let [mut total, mut dot, mut log_factorials] = lanes.map(|lane| lane.iter().sum::<f64>());
-    for (yk, lk) in tail {
-        let yk = yk.to_f64();
-        total += yk;
-        dot += yk * lk.to_f64();
-        log_factorials += ln_factorial(yk);
-    }
+    let (total, dot) = count_sums(y, l);
     let lse = max + sum_exp.ln();
     let softmax_scale = w * total / sum_exp;
     for k in 0..l.len() {
         d[k] = E::from_f64(softmax_scale * shifted[k] - w * y[k].to_f64());
     }
-    (row_nll(total, dot - total * lse, log_factorials), total)
+    (
+        row_nll(total, dot - total * lse, sum_ln_factorial(y)),
+        total,
+    )
 }
 
-/// Per-row multinomial NLL of `counts` under `softmax(logits)` (`[rows, L]`), with
-/// `∂/∂logits = N·softmax - counts`: `[rows]` (`scale: None`) or `[1]` holding
-/// `scale · Σ rows`, gradient attached to `logits`.
-pub(crate) fn multinomial_nll_logits<B: Backend>(
-    logits: Tensor<B, 2>,
-    counts: &Tensor<B, 2>,
+/// Per-row multinomial NLL of `counts` under `softmax(logits)` (`[..., L]`, as
+/// [`multinomial_nll`]), with `∂/∂logits = N·softmax - counts`: `[rows]` (`scale: None`) or
+/// `[1]` holding `scale · Σ rows`, gradient attached to `logits`.
+pub(crate) fn multinomial_nll_logits<B: Backend, const D: usize>(
+    logits: Tensor<B, D>,
+    counts: &Tensor<B, D>,
     scale: Option<f64>,
 ) -> Tensor<B, 1> {
-    let [rows, width] = counts.dims();
+    let (rows, width, shape) = rows_of(counts);
     let host = [&logits, counts].map(HostTensor::of);
     let device = logits.device();
     macro_rules! run {
@@ -137,13 +160,39 @@ pub(crate) fn multinomial_nll_logits<B: Backend>(
                     softmax_nll_row(&l[span.clone()], &c[span], w, d).0
                 })
                 .collect();
-            let value = values::<B, $e>(per_row, scale, &device);
-            attach(value, [logits], [tensor_from(d, [rows, width], &device)])
+            let d = tensor_from(d, shape, &device);
+            attach_rows::<B, $e, D>(per_row, scale, logits, d)
         }};
     }
     match host[1].dtype() {
         DType::F64 => run!(f64),
         _ => run!(f32),
+    }
+}
+
+/// Per-row values of a `[..., L]` input as `[rows]`, or their scaled sum as `[1]`, with the
+/// derivative `d` (`[..., L]`) attached to `input`. The per-row values are attached in the
+/// input's rank (`[..., 1]`, which broadcasts against `d`) and flattened afterwards.
+fn attach_rows<B: Backend, E: HostFloat, const D: usize>(
+    per_row: Vec<f64>,
+    scale: Option<f64>,
+    input: Tensor<B, D>,
+    d: Tensor<B, D>,
+) -> Tensor<B, 1> {
+    let device = input.device();
+    match scale {
+        None => {
+            let rows = per_row.len();
+            let mut keep_dim = d.dims();
+            keep_dim[D - 1] = 1;
+            let value = tensor_from(
+                per_row.into_iter().map(E::from_f64).collect(),
+                keep_dim,
+                &device,
+            );
+            attach(value, [input], [d]).reshape([rows])
+        }
+        Some(_) => attach(values::<B, E>(per_row, scale, &device), [input], [d]),
     }
 }
 
@@ -166,12 +215,13 @@ fn values<B: Backend, E: HostFloat>(
     }
 }
 
-/// The BPNet mixture loss's inputs, flattened over strands × positions.
+/// The BPNet mixture loss's inputs; rows are regions, strands × positions read in place as
+/// one row of `s·L` (never reshaped: burn-ndarray's `reshape` copies).
 pub(crate) struct MixtureInputs<B: Backend> {
-    /// `[n, W]` read counts.
-    pub y: Tensor<B, 2>,
-    /// `[n, W]` profile logits.
-    pub logits: Tensor<B, 2>,
+    /// `[n, s, L]` read counts.
+    pub y: Tensor<B, 3>,
+    /// `[n, s, L]` profile logits.
+    pub logits: Tensor<B, 3>,
     /// `[n, 1]` predicted log total counts.
     pub log_counts: Tensor<B, 2>,
     /// `[n]` peak labels (0/1), `None`: all peaks.
@@ -179,18 +229,16 @@ pub(crate) struct MixtureInputs<B: Backend> {
 }
 
 impl<B: Backend> MixtureInputs<B> {
-    /// The mixture loss's checked inputs, `y` and `logits` `[n, s, L]` flattened over
-    /// strands × positions.
+    /// The mixture loss's checked inputs.
     pub(crate) fn new(
         y: Tensor<B, 3>,
         logits: Tensor<B, 3>,
         log_counts: Tensor<B, 2>,
         labels: Option<Tensor<B, 1, Int>>,
     ) -> Self {
-        let [n, s, l] = y.dims();
         Self {
-            y: y.reshape([n, s * l]),
-            logits: logits.reshape([n, s * l]),
+            y,
+            logits,
             log_counts,
             labels,
         }
@@ -212,7 +260,8 @@ pub(crate) fn mixture<B: Backend>(
     inputs: MixtureInputs<B>,
     scales: impl FnOnce(usize) -> Option<Scales>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [n, width] = inputs.y.dims();
+    let [n, strands, length] = inputs.y.dims();
+    let width = strands * length;
     let labels: Vec<f64> = match &inputs.labels {
         Some(l) => l
             .to_data()
@@ -224,7 +273,11 @@ pub(crate) fn mixture<B: Backend>(
     };
     let labelled = labels.iter().filter(|&&w| w == 1.0).count();
     let scales = scales(labelled);
-    let host = [&inputs.y, &inputs.logits, &inputs.log_counts].map(HostTensor::of);
+    let host = [
+        HostTensor::of(&inputs.y),
+        HostTensor::of(&inputs.logits),
+        HostTensor::of(&inputs.log_counts),
+    ];
     let device = inputs.logits.device();
     macro_rules! run {
         ($e:ty) => {{
@@ -251,7 +304,7 @@ pub(crate) fn mixture<B: Backend>(
             let reduce = |v: Vec<f64>, s: f64| values::<B, $e>(v, scales.map(|_| s), &device);
             let profile = reduce(split(|r| r.0), p_scale);
             let count = reduce(split(|r| r.1), c_scale);
-            let d_logits = tensor_from(d_logits, [n, width], &device);
+            let d_logits = tensor_from(d_logits, [n, strands, length], &device);
             (
                 attach(profile, [inputs.logits], [d_logits]),
                 attach(
@@ -268,22 +321,9 @@ pub(crate) fn mixture<B: Backend>(
     }
 }
 
-/// A host row kernel: `[rows, L]` inputs and counts, per-row values (`scale: None`) or their
-/// scaled sum.
-pub(crate) type RowKernel<B> = fn(Tensor<B, 2>, &Tensor<B, 2>, Option<f64>) -> Tensor<B, 1>;
-
-/// `kernel` applied to `[..., L]` inputs, flattened to rows.
-pub(crate) fn on_rows<B: Backend, const D: usize>(
-    kernel: RowKernel<B>,
-    x: Tensor<B, D>,
-    counts: Tensor<B, D>,
-    scale: Option<f64>,
-) -> Tensor<B, 1> {
-    kernel(flatten_rows(x), &flatten_rows(counts), scale)
-}
-
-/// `[..., L]` as `[rows, L]`.
-fn flatten_rows<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 2> {
-    let dims = x.dims();
-    x.reshape([dims[..D - 1].iter().product::<usize>(), dims[D - 1]])
+/// `(rows, L, shape)` of a `[..., L]` tensor: the leading dimensions' product, the last.
+fn rows_of<B: Backend, const D: usize>(x: &Tensor<B, D>) -> (usize, usize, [usize; D]) {
+    let shape = x.dims();
+    let width = shape[D - 1];
+    (shape[..D - 1].iter().product(), width, shape)
 }

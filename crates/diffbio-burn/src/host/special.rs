@@ -77,6 +77,34 @@ pub(crate) fn ln_factorial(x: f64) -> f64 {
     }
 }
 
+/// `Σ ln xᵢ!`, skipping the zeros and ones (whose `ln x!` is 0): eight values are tested at
+/// once (branch-free, vectorised), and only a group holding another value is summed through
+/// [`ln_factorial`], so sparse counts (most of a profile) cost no table lookups and few
+/// branches. NaN counts as "another value" (NaN out).
+#[inline(always)]
+pub(crate) fn sum_ln_factorial<E: super::HostFloat>(x: &[E]) -> f64 {
+    let nonzero = |v: f64| !(v == 0.0 || v == 1.0);
+    let group = |g: &[E]| {
+        g.iter().fold(0.0, |sum, v| {
+            let v = v.to_f64();
+            if nonzero(v) {
+                sum + ln_factorial(v)
+            } else {
+                sum
+            }
+        })
+    };
+    let chunks = x.chunks_exact(8);
+    let tail = group(chunks.remainder());
+    chunks.fold(tail, |sum, chunk| {
+        let mut any = false;
+        for v in chunk {
+            any |= nonzero(v.to_f64());
+        }
+        if any { sum + group(chunk) } else { sum }
+    })
+}
+
 /// `eˣ` for `x <= 0` without branches or calls, so that loops over it vectorise: Cody–Waite
 /// reduction `x = n·ln 2 + r`, `|r| <= ln 2 / 2`, a degree-13 Taylor polynomial for `eʳ`
 /// (truncation < 5e-18 relative) and `2ⁿ` from the exponent bits. Within 2 ulp of `f64::exp`

@@ -218,7 +218,10 @@ impl BpnetMixtureLoss {
                 self.combine(profile, count)
             },
             {
-                let unchecked_mse = Log1pMseLoss { validate: false };
+                let unchecked_mse = Log1pMseLoss {
+                    validate: false,
+                    fast_path: false,
+                };
                 if s * l == 0 {
                     // No positions: the profile likelihood is an empty product (NLL 0) and
                     // every total count is 0. (Burn's `reshape` reads a 0 as "keep this
@@ -243,7 +246,10 @@ impl BpnetMixtureLoss {
                     }
                     None => profile,
                 };
-                let unchecked_mse = Log1pMseLoss { validate: false };
+                let unchecked_mse = Log1pMseLoss {
+                    validate: false,
+                    fast_path: false,
+                };
                 let count = unchecked_mse.forward_no_reduction::<B, 2, 1>(log_counts, y.sum_dim(1));
                 self.combine(profile.reshape([n]), count)
             }

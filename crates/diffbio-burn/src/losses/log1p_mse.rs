@@ -5,8 +5,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::multinomial::non_empty;
 use super::{check_output_rank, reduce};
 use crate::Reduction;
+use crate::dispatch::host_or;
 use crate::real::Real;
 use crate::special::constant;
 use crate::validate;
@@ -20,6 +22,13 @@ pub struct Log1pMseLossConfig {
     /// the first violation. One device read-back per input. Default `true`.
     #[config(default = true)]
     pub validate: bool,
+    /// Use the fused host kernel on backends that keep tensors in host memory (see
+    /// [`host`](crate::host)): one pass for the value and its derivative instead of a graph
+    /// of small tensor operations, which is what a `[n, 1]` count head costs. `false` forces
+    /// the generic tensor-op path, which every other backend takes; both agree to float32
+    /// rounding. Default `true`.
+    #[config(default = true)]
+    pub fast_path: bool,
 }
 
 impl Log1pMseLossConfig {
@@ -27,6 +36,7 @@ impl Log1pMseLossConfig {
     pub fn init(&self) -> Log1pMseLoss {
         Log1pMseLoss {
             validate: self.validate,
+            fast_path: self.fast_path,
         }
     }
 }
@@ -73,6 +83,8 @@ impl Log1pMseLossConfig {
 pub struct Log1pMseLoss {
     /// See [`Log1pMseLossConfig::validate`].
     pub validate: bool,
+    /// See [`Log1pMseLossConfig::fast_path`].
+    pub fast_path: bool,
 }
 
 impl Log1pMseLoss {
@@ -92,9 +104,18 @@ impl Log1pMseLoss {
         counts: Tensor<B, D>,
         reduction: Reduction,
     ) -> Tensor<B, 1> {
-        reduce(
-            self.squared_errors(log_pred, counts).mean_dim(D - 1),
-            reduction,
+        self.check(&log_pred, &counts);
+        let dims = counts.dims();
+        host_or!(
+            B,
+            self.fast_path && D >= 2 && non_empty(&counts),
+            {
+                // The mean over the last dimension, then the reduction over the rows.
+                let rows = super::reduction_scale(&dims[..D - 1], reduction);
+                let scale = rows / dims[D - 1] as f64;
+                squared_errors_host(log_pred, counts, Some(scale)).total()
+            },
+            reduce(squared_errors(log_pred, counts).mean_dim(D - 1), reduction)
         )
     }
 
@@ -114,29 +135,51 @@ impl Log1pMseLoss {
         counts: Tensor<B, D>,
     ) -> Tensor<B, D2> {
         check_output_rank::<D, D2>(NAME);
-        self.squared_errors(log_pred, counts)
-            .mean_dim(D - 1)
-            .squeeze_dim(D - 1)
+        self.check(&log_pred, &counts);
+        let per_element = host_or!(
+            B,
+            self.fast_path && non_empty(&counts),
+            squared_errors_host(log_pred, counts, None).elementwise(),
+            squared_errors(log_pred, counts)
+        );
+        per_element.mean_dim(D - 1).squeeze_dim(D - 1)
     }
 
-    /// `(log(1 + counts) - log_pred)²` element-wise, after the input checks.
-    fn squared_errors<B: Backend, const D: usize>(
-        &self,
-        log_pred: Tensor<B, D>,
-        counts: Tensor<B, D>,
-    ) -> Tensor<B, D> {
+    /// The shape, dtype and (with `validate`) value checks.
+    fn check<B: Backend, const D: usize>(&self, log_pred: &Tensor<B, D>, counts: &Tensor<B, D>) {
         validate::same_shape(
             NAME,
             ("log_pred", &log_pred.dims()),
             ("counts", &counts.dims()),
         );
-        validate::same_dtype(NAME, ("log_pred", &log_pred), ("counts", &counts));
+        validate::same_dtype(NAME, ("log_pred", log_pred), ("counts", counts));
         if self.validate {
-            validate::finite(NAME, "log_pred", &log_pred);
-            validate::non_negative(NAME, "counts", &counts);
+            validate::finite(NAME, "log_pred", log_pred);
+            validate::non_negative(NAME, "counts", counts);
         }
-        residual(log_pred, constant(&counts)).square()
     }
+}
+
+/// `(log(1 + counts) - log_pred)²` element-wise (checked inputs), gradient to `log_pred`.
+fn squared_errors<B: Backend, const D: usize>(
+    log_pred: Tensor<B, D>,
+    counts: Tensor<B, D>,
+) -> Tensor<B, D> {
+    residual(log_pred, constant(&counts)).square()
+}
+
+/// The same as a fused host kernel, element-wise (`scale: None`) or summed and multiplied by
+/// `scale`, with `d/dlog_pred = -2·residual`.
+#[cfg(feature = "ndarray")]
+fn squared_errors_host<B: Backend, const D: usize>(
+    log_pred: Tensor<B, D>,
+    counts: Tensor<B, D>,
+    scale: Option<f64>,
+) -> crate::host::pointwise::Reduced<B, D> {
+    crate::host::pointwise::map([log_pred, counts], [0], scale, |[p, c]| {
+        let r = residual(p, c);
+        (r * r, [-2.0 * r])
+    })
 }
 
 /// `ln_1p(counts) - log_pred`: the loss is its square and its derivative with respect to

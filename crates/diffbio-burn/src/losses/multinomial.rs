@@ -98,8 +98,7 @@ impl MultinomialNllLoss {
             self.fast_path && non_empty(&counts),
             {
                 let scale = super::reduction_scale(&counts.dims()[..D - 1], reduction);
-                let kernel = crate::host::profile::multinomial_nll;
-                crate::host::profile::on_rows(kernel, log_probs, counts, Some(scale))
+                crate::host::profile::multinomial_nll(log_probs, &counts, Some(scale))
             },
             reduce(self.nll_keep_dim(log_probs, counts), reduction)
         )
@@ -127,8 +126,7 @@ impl MultinomialNllLoss {
             self.fast_path && non_empty(&counts),
             {
                 let shape = leading_shape(counts.dims());
-                let kernel = crate::host::profile::multinomial_nll;
-                crate::host::profile::on_rows(kernel, log_probs, counts, None).reshape(shape)
+                crate::host::profile::multinomial_nll(log_probs, &counts, None).reshape(shape)
             },
             self.nll_keep_dim(log_probs, counts).squeeze_dim(D - 1)
         )
@@ -157,8 +155,7 @@ impl MultinomialNllLoss {
             self.fast_path && non_empty(&counts),
             {
                 let scale = super::reduction_scale(&counts.dims()[..D - 1], reduction);
-                let kernel = crate::host::profile::multinomial_nll_logits;
-                crate::host::profile::on_rows(kernel, logits, counts, Some(scale))
+                crate::host::profile::multinomial_nll_logits(logits, &counts, Some(scale))
             },
             reduce(self.nll_keep_dim(normalise(logits), counts), reduction,)
         )
@@ -185,8 +182,7 @@ impl MultinomialNllLoss {
             self.fast_path && non_empty(&counts),
             {
                 let shape = leading_shape(counts.dims());
-                let kernel = crate::host::profile::multinomial_nll_logits;
-                crate::host::profile::on_rows(kernel, logits, counts, None).reshape(shape)
+                crate::host::profile::multinomial_nll_logits(logits, &counts, None).reshape(shape)
             },
             self.nll_keep_dim(normalise(logits), counts)
                 .squeeze_dim(D - 1)

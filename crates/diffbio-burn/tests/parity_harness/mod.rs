@@ -695,7 +695,7 @@ pub(crate) fn compute<B: AutodiffBackend>(
         "hmm" => hmm(inp, path),
         "multinomial_nll" => multinomial_nll(inp, path),
         "bpnet_mixture" => bpnet_mixture(fx, inp, path),
-        "log1p_mse" => log1p_mse(inp),
+        "log1p_mse" => log1p_mse(inp, path),
         "negative_binomial_mixture" => negative_binomial_mixture(fx, inp, path),
         "beta_binomial" => beta_binomial(inp, path, false),
         "beta_binomial_mean" => beta_binomial(inp, path, true),
@@ -844,8 +844,13 @@ pub(crate) fn bpnet_mixture<B: AutodiffBackend>(
     ]))
 }
 
-pub(crate) fn log1p_mse<B: AutodiffBackend>(inp: &Inputs<B>) -> Result<Outputs<B>, String> {
-    let loss = Log1pMseLossConfig::new().init();
+pub(crate) fn log1p_mse<B: AutodiffBackend>(
+    inp: &Inputs<B>,
+    path: Impl,
+) -> Result<Outputs<B>, String> {
+    let loss = Log1pMseLossConfig::new()
+        .with_fast_path(path == Impl::Fast)
+        .init();
     with_rank!(inp.rank("log_pred")?, "log_pred", D => {
         let per_row = loss.forward_no_reduction::<B, D, { D - 1 }>(
             inp.float::<D>("log_pred")?,
