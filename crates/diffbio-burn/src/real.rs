@@ -89,6 +89,39 @@ pub(crate) trait Real:
     fn square(self) -> Self {
         self.clone() * self
     }
+
+    /// `Σ c[k]·selfᵏ`: Horner's rule (tensors: the fewest operations), which `f64`
+    /// evaluates by Estrin's scheme instead (see [`estrin`]).
+    fn polynomial(self, c: &[f64]) -> Self {
+        let (last, rest) = c.split_last().expect("non-empty polynomial");
+        rest.iter()
+            .rev()
+            .fold(self.full_like(*last), |acc, &ck| acc * self.clone() + ck)
+    }
+}
+
+/// `Σ c[k]·xᵏ` by Estrin's scheme (`c.len() <= 32`): pairs `c[2i] + c[2i+1]·x`, then pairs of
+/// those in `x²`, and so on. The dependency chain is `O(log N)` deep instead of Horner's `N`,
+/// so the host kernels' vectorised loops over a series are not latency-bound; for the short,
+/// fast-decaying series here the rounding is as good as Horner's.
+#[inline(always)]
+fn estrin(c: &[f64], x: f64) -> f64 {
+    let mut buf = [0.0; 32];
+    let mut len = c.len();
+    buf[..len].copy_from_slice(c);
+    let mut x = x;
+    while len > 1 {
+        let half = len.div_ceil(2);
+        for i in 0..half {
+            buf[i] = if 2 * i + 1 < len {
+                buf[2 * i] + buf[2 * i + 1] * x
+            } else {
+                buf[2 * i]
+            };
+        }
+        (len, x) = (half, x * x);
+    }
+    buf[0]
 }
 
 /// `max(x, lo)` that keeps NaN (`f64::max` returns `lo` for a NaN `x`).
@@ -179,6 +212,10 @@ impl Real for f64 {
     fn lgamma(self) -> Self {
         scalar_lgamma(self)
     }
+    #[inline(always)]
+    fn polynomial(self, c: &[f64]) -> Self {
+        estrin(c, self)
+    }
 }
 
 /// `ln Γ(x)` in `f64` (musl's algorithm via the `libm` crate, error about 1 ulp).
@@ -255,12 +292,10 @@ impl<B: Backend, const D: usize> Real for Tensor<B, D> {
     }
 }
 
-/// `Σ c[k]·xᵏ` by Horner's rule, for either executor.
-pub(crate) fn horner<R: Real>(x: R, c: &[f64]) -> R {
-    let (last, rest) = c.split_last().expect("non-empty polynomial");
-    rest.iter()
-        .rev()
-        .fold(x.full_like(*last), |acc, &ck| acc * x.clone() + ck)
+/// `Σ c[k]·xᵏ`, for either executor ([`Real::polynomial`]).
+#[inline(always)]
+pub(crate) fn polynomial<R: Real>(x: R, c: &[f64]) -> R {
+    x.polynomial(c)
 }
 
 /// `(-1)^(k+1)/k` for `k = 2..=18`: the series of `ln(1 + r) - r` divided by `r²`.
@@ -299,15 +334,19 @@ pub(crate) fn ln_1p_minus<R: Real>(r: R) -> R {
 /// where `|r| >= 0.1`).
 #[inline(always)]
 pub(crate) fn ln_1p_minus_with<R: Real>(r: R, ln_1p_r: impl FnOnce() -> R) -> R {
-    let terms = if r.is_double() { 17 } else { 9 };
     R::select(
         r.clone().abs().lt(0.1),
-        || {
-            let rs = r.clone().clamp_min(-0.1).clamp_max(0.1);
-            rs.clone().square() * horner(rs, &LN_1P_MINUS_SERIES[..terms])
-        },
+        || ln_1p_minus_series(r.clone()),
         || ln_1p_r() - r.clone(),
     )
+}
+
+/// The series branch of [`ln_1p_minus_with`], `|r| < 0.1` (`r` is clamped to that range).
+#[inline(always)]
+pub(crate) fn ln_1p_minus_series<R: Real>(r: R) -> R {
+    let terms = if r.is_double() { 17 } else { 9 };
+    let rs = r.clamp_min(-0.1).clamp_max(0.1);
+    rs.clone().square() * polynomial(rs, &LN_1P_MINUS_SERIES[..terms])
 }
 
 /// `eˣ - 1 - x`, accurate also for small `|x|` where the terms cancel: the series
@@ -319,7 +358,7 @@ pub(crate) fn exp_m1_minus<R: Real>(x: R) -> R {
         x.clone().abs().lt(0.1),
         || {
             let xs = x.clone().clamp_min(-0.1).clamp_max(0.1);
-            xs.clone().square() * horner(xs, &EXP_M1_MINUS_SERIES[..terms])
+            xs.clone().square() * polynomial(xs, &EXP_M1_MINUS_SERIES[..terms])
         },
         || x.clone().exp() - 1.0 - x.clone(),
     )
@@ -410,13 +449,14 @@ pub(crate) fn stirling_remainder<R: Real>(z: R) -> R {
 pub(crate) fn stirling_series<R: Real>(z: R) -> R {
     let terms = if z.is_double() { 8 } else { 4 };
     let r = z.recip();
-    r.clone() * horner(r.square(), &STIRLING_SERIES[..terms])
+    r.clone() * polynomial(r.square(), &STIRLING_SERIES[..terms])
 }
 
 /// `ψ(z) - ln z + 1/(2z)`, the remainder of the digamma asymptotic expansion, for `z >= 8`
 /// (to `z⁻¹⁰` single, `z⁻²²` double: truncation below 3e-13 resp. 1e-18 at `z = 8`).
+#[inline(always)]
 pub(crate) fn digamma_remainder<R: Real>(z: R) -> R {
     let terms = if z.is_double() { 11 } else { 5 };
     let r2 = z.recip().square();
-    r2.clone() * horner(r2, &DIGAMMA_SERIES[..terms])
+    r2.clone() * polynomial(r2, &DIGAMMA_SERIES[..terms])
 }

@@ -37,7 +37,7 @@
 
 use burn::tensor::{DType, Tensor, backend::Backend};
 
-use crate::real::horner;
+use crate::real::polynomial;
 
 /// `0.5 · ln(2π)`.
 pub(crate) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
@@ -107,7 +107,7 @@ fn lgamma_reduced<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let product = (1..=6).fold(z0.ones_like(), |acc, k| {
         acc * (z0.clone() - f64::from(k)).clamp_min(1.0)
     });
-    let on_unit = (z.clone() - 1.0) * (z.clone() - 2.0) * horner(z - 1.5, &LGAMMA_12_POLY);
+    let on_unit = (z.clone() - 1.0) * (z.clone() - 2.0) * polynomial(z - 1.5, &LGAMMA_12_POLY);
     on_unit + product.log() - x.log() * below_one
 }
 
@@ -230,7 +230,7 @@ pub(crate) fn ln_1p_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor
     let xs = x.clone().clamp(-0.5, 1.0);
     let s = xs.clone() / (xs + 2.0);
     let series = s.clone() * 2.0
-        + s.clone() * 2.0 * s.clone().square() * horner(s.square(), &ATANH_SERIES[..terms]);
+        + s.clone() * 2.0 * s.clone().square() * polynomial(s.square(), &ATANH_SERIES[..terms]);
     (x + 1.0).log().mask_where(near, series)
 }
 

@@ -22,11 +22,11 @@ use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::special::{ln_1p_nonnegative, ln_factorial};
+use super::special::{ln, ln_1p_nonnegative, ln_corrected, ln_factorial};
 use super::{HostFloat, HostTensor, simd};
 use crate::losses::negative_binomial::{self as nb, Floor};
 use crate::losses::zinb;
-use crate::real::{SERIES_FROM, ln_1p_minus_with};
+use crate::real::{SERIES_FROM, ln_1p_minus_series};
 
 /// The NB (or, with `pi_logits`, ZINB) inputs of one loss call.
 struct NbInputs<B: Backend> {
@@ -210,7 +210,7 @@ struct ThetaRow<'a> {
 }
 
 /// Per-thread scratch rows in `f64`: log NB, its derivatives, `mu` after flooring and
-/// `1/(theta + mu)`.
+/// `1/(theta + mu)`; the row's easy positive counts.
 #[derive(Default)]
 struct Scratch {
     log_nb: Vec<f64>,
@@ -218,6 +218,7 @@ struct Scratch {
     d_theta: Vec<f64>,
     mu: Vec<f64>,
     inv_theta_plus_mu: Vec<f64>,
+    easy: EasyCounts,
 }
 
 /// One multi-threaded pass over all elements, rows in parallel. Per row: a branch-free
@@ -334,18 +335,37 @@ fn process_row<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<
     if let Some(l) = r.logits {
         zero_inflate(s, r.x, l, r.factor, out.d_logits);
     }
-    let mut lanes = [0.0f64; 4];
-    for j in 0..r.x.len() {
-        lanes[j % 4] -= s.log_nb[j];
-        out.d_mu[j] = E::from_f64(-s.d_mu[j] * r.factor);
-        out.d_theta[j] = E::from_f64(-s.d_theta[j] * r.theta.live[j] * r.factor);
-    }
+    write_derivatives(
+        &s.d_mu,
+        &s.d_theta,
+        r.theta.live,
+        r.factor,
+        out.d_mu,
+        out.d_theta,
+    );
     if let Some(values) = out.values {
         for (v, lp) in values.iter_mut().zip(&s.log_nb) {
             *v = E::from_f64(-lp);
         }
     }
-    lanes.iter().sum()
+    -simd::lanes_fold(&s.log_nb, 0.0, |a, v| a + v)
+}
+
+/// The NLL's derivatives (`-` those of log NB, times `factor`; `d/dθ` zero where the floor
+/// holds `θ`) in the output precision, over slices so that the loop vectorises.
+#[inline(always)]
+fn write_derivatives<E: HostFloat>(
+    d_mu: &[f64],
+    d_theta: &[f64],
+    live: &[f64],
+    factor: f64,
+    out_mu: &mut [E],
+    out_theta: &mut [E],
+) {
+    for j in 0..out_mu.len() {
+        out_mu[j] = E::from_f64(-d_mu[j] * factor);
+        out_theta[j] = E::from_f64(-d_theta[j] * live[j] * factor);
+    }
 }
 
 /// The terms every element has, as if its count were 0 (branch-free, vectorised):
@@ -370,51 +390,236 @@ fn zero_count_terms<E: HostFloat>(
     ] {
         v.resize(n, 0.0);
     }
-    for j in 0..n {
+    let out = [
+        &mut s.log_nb,
+        &mut s.d_mu,
+        &mut s.d_theta,
+        &mut s.mu,
+        &mut s.inv_theta_plus_mu,
+    ]
+    .map(|v| v.as_mut_slice());
+    zero_count_pass(x, mu, [tt.theta, tt.inv_theta], eps, floor, out);
+}
+
+/// [`zero_count_terms`]' loop, over slices (so that the compiler knows they do not alias) and
+/// branch-free: `d/dθ` evaluates the series and the difference of `ln_1p_minus` and selects
+/// one, so that the loop vectorises.
+#[inline(always)]
+fn zero_count_pass<E: HostFloat>(
+    x: &[E],
+    mu: &[E],
+    [theta, inv_theta]: [&[f64]; 2],
+    eps: f64,
+    floor: Floor,
+    [log_nb, d_mu, d_theta, mu_out, inv_out]: [&mut [f64]; 5],
+) {
+    for j in 0..x.len() {
         let raw = mu[j].to_f64();
         let m = floor.mu(raw, eps);
-        let theta = tt.theta[j];
+        let theta = theta[j];
         let inv = (theta + m).recip();
-        let log1p_ratio = ln_1p_nonnegative(m * tt.inv_theta[j]);
-        s.mu[j] = m;
-        s.inv_theta_plus_mu[j] = inv;
-        s.log_nb[j] = -theta * log1p_ratio;
-        s.d_mu[j] = nb::d_mu(x[j].to_f64(), m, theta) * floor.live(&raw, eps);
+        let log1p_ratio = ln_1p_nonnegative(m * inv_theta[j]);
+        mu_out[j] = m;
+        inv_out[j] = inv;
+        log_nb[j] = -theta * log1p_ratio;
+        d_mu[j] = nb::d_mu(x[j].to_f64(), m, theta) * floor.live(&raw, eps);
         // d/dθ at x = 0 is `ln_1p_minus(r)` with r = -μ/(θ + μ), where ln(1 + r) is
-        // -ln_1p(μ/θ); `add_count_terms` replaces it for positive counts.
-        s.d_theta[j] = ln_1p_minus_with(-m * inv, || -log1p_ratio);
+        // -ln_1p(μ/θ) (as `ln_1p_minus_with`); `add_count_terms` replaces it for positive
+        // counts.
+        let r = -m * inv;
+        let series = ln_1p_minus_series(r);
+        d_theta[j] = if r.abs() < 0.1 {
+            series
+        } else {
+            -log1p_ratio - r
+        };
     }
 }
 
 /// Completes every element with a positive count: an easy one (see the module docs) gets what
-/// its count adds, `ln Π (θ + k)·μ/(θ + μ) - ln x!` to log NB and the digamma gap to `d/dθ`;
+/// its count adds, `ln Π (θ + k)·μ/(θ + μ) - ln x!` to log NB and the digamma gap to `d/dθ`
+/// ([`EasyCounts`], gathered into contiguous columns and finished in vectorised passes);
 /// every other element gets the shared formulas [`nb::log_prob`] and [`nb::d_theta`].
 #[inline(always)]
 fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
+    let easy = &mut s.easy;
+    let (n_easy, n_hard) = positions(x, &mut easy.at, &mut easy.hard);
+    for &j in &easy.hard[..n_hard] {
+        let (count, theta, m) = (x[j].to_f64(), tt.theta[j], s.mu[j]);
+        s.log_nb[j] = nb::log_prob(count, m, theta);
+        s.d_theta[j] = nb::d_theta(count, m, theta);
+    }
+    easy.gather(n_easy, x, &s.mu, tt, &s.inv_theta_plus_mu);
+    easy.finish();
+    for (i, &j) in easy.at[..n_easy].iter().enumerate() {
+        s.log_nb[j] += easy.log_ratio[i] - ln_factorial(easy.count[i]);
+        s.d_theta[j] = easy.d_theta[i];
+    }
+}
+
+/// The positions of the row's easy counts (positive integers up to [`SMALL_COUNT`]) into
+/// `easy` and of its other non-zero counts (NaN included) into `hard`, returning how many of
+/// each. Branch-free: every position is written to both lists and the lists' ends advance by
+/// 0 or 1, so sparse counts cost no branch mispredictions.
+#[inline(always)]
+fn positions<E: HostFloat>(
+    x: &[E],
+    easy: &mut Vec<usize>,
+    hard: &mut Vec<usize>,
+) -> (usize, usize) {
+    easy.resize(x.len() + 1, 0);
+    hard.resize(x.len() + 1, 0);
+    let (mut n_easy, mut n_hard) = (0, 0);
     for (j, count) in x.iter().enumerate() {
-        let (count, theta, m) = (count.to_f64(), tt.theta[j], s.mu[j]);
-        if count == 0.0 {
-            continue; // complete from `zero_count_terms`
+        let count = count.to_f64();
+        // NaN fails every comparison, so it is neither zero nor easy: hard (NaN out).
+        let is_easy = (count > 0.0) & (count <= SMALL_COUNT) & (count.fract() == 0.0);
+        let is_hard = !(count == 0.0) & !is_easy;
+        easy[n_easy] = j;
+        hard[n_hard] = j;
+        n_easy += usize::from(is_easy);
+        n_hard += usize::from(is_hard);
+    }
+    (n_easy, n_hard)
+}
+
+/// A row's easy elements (small positive integer counts) as columns, and what they add:
+/// `log_ratio = ln Π_{k<x} (θ + k)·q` (`q = μ/(θ + μ)`) and the complete
+///
+/// ```text
+/// d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r),   r = (x - μ)/(θ + μ)
+/// ```
+///
+/// (as [`nb::d_theta`]). The products run per element (at most 16 factors, each between
+/// ~1e-16 and ~24 below `θ = 8`, so nothing overflows), with the digamma difference below
+/// `θ = 8` as the finite sum `Σ 1/(θ + k) = P'/P` (`P = Π (θ + k)`, one division). Everything
+/// else is a branch-free pass over the columns, which the compiler vectorises: the logs are
+/// [`ln_corrected`]'s, and each pass evaluates both forms where the shared formula branches
+/// and selects one (above `θ = 8` the shared series [`nb::digamma_gap_series`], where the sum
+/// would cancel against `ln_1p(x/θ)`).
+#[derive(Default)]
+struct EasyCounts {
+    at: Vec<usize>,
+    hard: Vec<usize>,
+    count: Vec<f64>,
+    mu: Vec<f64>,
+    theta: Vec<f64>,
+    inv_theta: Vec<f64>,
+    inv_theta_plus_mu: Vec<f64>,
+    log_ratio: Vec<f64>,
+    digamma_sum: Vec<f64>,
+    d_theta: Vec<f64>,
+}
+
+impl EasyCounts {
+    /// The columns of the first `n` positions in `at`.
+    #[inline(always)]
+    fn gather<E: HostFloat>(
+        &mut self,
+        n: usize,
+        x: &[E],
+        mu: &[f64],
+        tt: &ThetaRow,
+        inv_theta_plus_mu: &[f64],
+    ) {
+        let at = &self.at[..n];
+        let column = |v: &mut Vec<f64>, f: &dyn Fn(usize) -> f64| {
+            v.clear();
+            v.extend(at.iter().map(|&j| f(j)));
+        };
+        column(&mut self.count, &|j| x[j].to_f64());
+        column(&mut self.mu, &|j| mu[j]);
+        column(&mut self.theta, &|j| tt.theta[j]);
+        column(&mut self.inv_theta, &|j| tt.inv_theta[j]);
+        column(&mut self.inv_theta_plus_mu, &|j| inv_theta_plus_mu[j]);
+    }
+
+    /// Fills `log_ratio` and `d_theta` (`digamma_sum` in between holds `Σ 1/(θ + k)`).
+    #[inline(always)]
+    fn finish(&mut self) {
+        let n = self.count.len();
+        for v in [
+            &mut self.log_ratio,
+            &mut self.digamma_sum,
+            &mut self.d_theta,
+        ] {
+            v.resize(n, 0.0);
         }
-        // NaN fails every comparison, so NaN inputs take the shared formulas (NaN out).
-        let easy = count <= SMALL_COUNT && count.fract() == 0.0;
-        if !easy {
-            s.log_nb[j] = nb::log_prob(count, m, theta);
-            s.d_theta[j] = nb::d_theta(count, m, theta);
-        } else {
-            // d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r), as `nb::d_theta`; below
-            // θ = 8 with the digamma difference as its finite sum, above by the shared series
-            // (where the sum would cancel against `ln_1p(x/θ)`).
-            let inv = s.inv_theta_plus_mu[j];
-            let (log_ratio, digamma_diff) = rising(count, theta, m * inv);
-            s.log_nb[j] += log_ratio - ln_factorial(count);
-            let gap = if theta < SERIES_FROM {
-                digamma_diff - (count * tt.inv_theta[j]).ln_1p()
-            } else {
-                nb::digamma_gap(count, theta)
-            };
-            s.d_theta[j] = gap + nb::ln_1p_minus_ratio(count, m, theta);
+        // Each pass is a function of slices, so that the compiler knows they do not alias.
+        easy_products(
+            [&self.count, &self.mu, &self.theta, &self.inv_theta_plus_mu],
+            &mut self.log_ratio,
+            &mut self.digamma_sum,
+        );
+        easy_logs(&mut self.log_ratio);
+        easy_d_theta(
+            [
+                &self.count,
+                &self.mu,
+                &self.theta,
+                &self.inv_theta,
+                &self.inv_theta_plus_mu,
+                &self.digamma_sum,
+            ],
+            &mut self.d_theta,
+        );
+    }
+}
+
+/// Per element: `Π_{k<x} (θ + k)·q` into `product` and, below θ = 8, `Σ 1/(θ + k)` into
+/// `digamma_sum` (see [`EasyCounts`]).
+#[inline(always)]
+fn easy_products(
+    [count, mu, theta, inv_theta_plus_mu]: [&[f64]; 4],
+    product: &mut [f64],
+    digamma_sum: &mut [f64],
+) {
+    for i in 0..product.len() {
+        let (x, theta) = (count[i], theta[i]);
+        let q = mu[i] * inv_theta_plus_mu[i];
+        let theta_small = theta.min(SERIES_FROM);
+        let (mut prod, mut p, mut dp, mut k) = (1.0, 1.0, 0.0, 0.0);
+        while k < x {
+            prod *= (theta + k) * q;
+            dp = dp * (theta_small + k) + p;
+            p *= theta_small + k;
+            k += 1.0;
         }
+        product[i] = prod;
+        digamma_sum[i] = dp / p;
+    }
+}
+
+/// `v ← ln v` for the products (vectorised; `-∞` for a product that underflowed to 0, NaN
+/// for NaN, as `f64::ln`).
+#[inline(always)]
+fn easy_logs(v: &mut [f64]) {
+    for x in v.iter_mut() {
+        *x = ln(*x);
+    }
+}
+
+/// `d/dθ` of the easy elements (see [`EasyCounts`]), branch-free (vectorised).
+#[inline(always)]
+fn easy_d_theta(
+    [count, mu, theta, inv_theta, inv_theta_plus_mu, digamma_sum]: [&[f64]; 6],
+    d_theta: &mut [f64],
+) {
+    for i in 0..d_theta.len() {
+        let (x, mu, theta, inv) = (count[i], mu[i], theta[i], inv_theta_plus_mu[i]);
+        let below = digamma_sum[i] - ln_1p_nonnegative(x * inv_theta[i]);
+        let above = nb::digamma_gap_series(x, theta.max(SERIES_FROM));
+        let gap = if theta < SERIES_FROM { below } else { above };
+        // ln_1p_minus(r): the series for |r| < 0.1; else ln(1 + r) - r with ln(1 + r) of
+        // 1 + r and its rounding error for |r| < 0.5, of (θ + x)/(θ + μ) beyond (no
+        // cancellation in 1 + r where θ ≪ μ).
+        let r = (x - mu) * inv;
+        let near = r.abs() < 0.5;
+        let u = if near { 1.0 + r } else { (theta + x) * inv };
+        let correction = if near { (r - (u - 1.0)) / u } else { 0.0 };
+        let log = ln_corrected(u, correction) - r;
+        let series = ln_1p_minus_series(r);
+        d_theta[i] = gap + if r.abs() < 0.1 { series } else { log };
     }
 }
 
@@ -438,20 +643,5 @@ fn zero_inflate<E: HostFloat>(
     }
 }
 
-/// Counts up to this are handled by [`rising`]'s finite products.
+/// Counts up to this are handled by [`EasyCounts`]' finite products.
 const SMALL_COUNT: f64 = 16.0;
-
-/// `(ln Π (θ + k)·q, Σ 1/(θ + k))` over `k < x` for a small positive integer `x` and
-/// `θ < 8`, `q = μ/(θ + μ)`: `lgamma(x + θ) - lgamma(θ) + x·ln q` and `ψ(x + θ) - ψ(θ)`
-/// by their finite identities, accurate to a few ulps (at most 16 factors, each between
-/// ~1e-16 and ~24, so the product neither overflows nor underflows).
-#[inline(always)]
-fn rising(x: f64, theta: f64, q: f64) -> (f64, f64) {
-    let (mut product, mut reciprocals, mut k) = (1.0, 0.0, 0.0);
-    while k < x {
-        product *= (theta + k) * q;
-        reciprocals += (theta + k).recip();
-        k += 1.0;
-    }
-    (product.ln(), reciprocals)
-}

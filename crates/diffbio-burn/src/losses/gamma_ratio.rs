@@ -5,7 +5,7 @@
 //! Written once, generic over [`Real`], for the host kernels and the generic tensor path.
 
 use crate::losses::negative_binomial::{BD0_SERIES, digamma_gap};
-use crate::real::{Real, SERIES_FROM, horner, ln_1p_minus, stirling_remainder};
+use crate::real::{Real, SERIES_FROM, ln_1p_minus, polynomial, stirling_remainder};
 
 /// `T(a, m) = ln Γ(a + m) - ln Γ(a) - m·ln a` for `a > 0`, `m >= 0`: the log rising factorial
 /// `ln[a(a+1)···(a+m-1)]` less its leading term `m·ln a`. `T(a, 0) = 0`, and `T → 0` as
@@ -46,7 +46,7 @@ fn a_h<R: Real>(a: R, m: R, t: R) -> R {
         t.lt(0.1),
         || {
             let ts = t.clone().clamp_max(0.1);
-            a.clone() * ts.clone().square() * horner(ts, &BD0_SERIES[..terms])
+            a.clone() * ts.clone().square() * polynomial(ts, &BD0_SERIES[..terms])
         },
         || (a.clone() + m.clone()) * t.clone().ln_1p() - m.clone(),
     )

@@ -55,7 +55,9 @@ use burn::tensor::{Tensor, backend::Backend};
 use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
-use crate::real::{Real, SERIES_FROM, digamma_remainder, horner, ln_1p_minus, stirling_remainder};
+use crate::real::{
+    Real, SERIES_FROM, digamma_remainder, ln_1p_minus, polynomial, stirling_remainder,
+};
 use crate::special::{HALF_LN_2PI, constant, is_autodiff, with_grad};
 use crate::validate;
 
@@ -398,7 +400,7 @@ pub(crate) fn bd0<R: Real>(x: R, mu: R) -> R {
         t.clone().abs().lt(0.1),
         || {
             let t = t.clone().clamp_min(-0.1).clamp_max(0.1);
-            mu.clone() * t.clone().square() * horner(t, &BD0_SERIES[..terms])
+            mu.clone() * t.clone().square() * polynomial(t, &BD0_SERIES[..terms])
         },
         || {
             let log_x_over_mu = log_ratio(
@@ -469,17 +471,13 @@ pub(crate) fn ln_1p_minus_ratio<R: Real>(x: R, mu: R, theta: R) -> R {
 /// size `ψ(θ)`), which costs float32 four digits at `x = 1, θ ≈ 8`.
 #[inline(always)]
 pub(crate) fn digamma_gap<R: Real>(x: R, theta: R) -> R {
-    let series = |theta: R| {
-        let theta_plus_x = theta.clone() + x.clone();
-        (x.clone() / theta.clone()) / theta_plus_x.clone() * 0.5 + digamma_remainder(theta_plus_x)
-            - digamma_remainder(theta)
-    };
     R::select(
         theta.ge(SERIES_FROM),
-        || series(theta.clone().clamp_min(SERIES_FROM)),
+        || digamma_gap_series(x.clone(), theta.clone().clamp_min(SERIES_FROM)),
         || {
             let theta = theta.clone().clamp_max(SERIES_FROM);
-            (0..SERIES_FROM as u32).fold(series(theta.clone() + SERIES_FROM), |gap, k| {
+            let start = digamma_gap_series(x.clone(), theta.clone() + SERIES_FROM);
+            (0..SERIES_FROM as u32).fold(start, |gap, k| {
                 let theta_k = theta.clone() + f64::from(k);
                 let theta_k_plus_x = theta_k.clone() + x.clone();
                 let v = x.clone() / (theta_k * (theta_k_plus_x.clone() + 1.0));
@@ -487,6 +485,14 @@ pub(crate) fn digamma_gap<R: Real>(x: R, theta: R) -> R {
             })
         },
     )
+}
+
+/// [`digamma_gap`] for `θ >= 8`: `x/(2θ(θ + x)) + c(θ + x) - c(θ)`.
+#[inline(always)]
+pub(crate) fn digamma_gap_series<R: Real>(x: R, theta: R) -> R {
+    let theta_plus_x = theta.clone() + x.clone();
+    (x / theta.clone()) / theta_plus_x.clone() * 0.5 + digamma_remainder(theta_plus_x)
+        - digamma_remainder(theta)
 }
 
 #[cfg(test)]
