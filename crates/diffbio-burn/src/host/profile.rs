@@ -94,36 +94,56 @@ fn count_sums<E: HostFloat>(y: &[E], l: &[E]) -> (f64, f64) {
 
 /// One row of the multinomial NLL of counts `y` under `softmax(l)`:
 /// `N·lse(l) - Σ y·l + Σ ln y! - ln N!`, returned with `N = Σ y`; writes the derivative
-/// `w · (N·softmax(l) - y)` into `d`. `exp` is evaluated once per element.
-fn softmax_nll_row<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
-    simd::dispatch!(softmax_nll_row_body, softmax_nll_row_wide, (l, y, w, d))
+/// `w · (N·softmax(l) - y)` into `d`. `exp` is evaluated once per element, into `scratch`
+/// (a per-thread buffer, so rows allocate nothing).
+fn softmax_nll_row<E: HostFloat>(
+    l: &[E],
+    y: &[E],
+    w: f64,
+    d: &mut [E],
+    scratch: &mut Vec<f64>,
+) -> (f64, f64) {
+    simd::dispatch!(
+        softmax_nll_row_body,
+        softmax_nll_row_wide,
+        (l, y, w, d, scratch)
+    )
 }
 
 /// [`softmax_nll_row_body`] compiled for AVX2+FMA (see [`simd`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn softmax_nll_row_wide<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
-    softmax_nll_row_body(l, y, w, d)
+fn softmax_nll_row_wide<E: HostFloat>(
+    l: &[E],
+    y: &[E],
+    w: f64,
+    d: &mut [E],
+    scratch: &mut Vec<f64>,
+) -> (f64, f64) {
+    softmax_nll_row_body(l, y, w, d, scratch)
 }
 
 #[inline(always)]
-fn softmax_nll_row_body<E: HostFloat>(l: &[E], y: &[E], w: f64, d: &mut [E]) -> (f64, f64) {
+fn softmax_nll_row_body<E: HostFloat>(
+    l: &[E],
+    y: &[E],
+    w: f64,
+    d: &mut [E],
+    scratch: &mut Vec<f64>,
+) -> (f64, f64) {
     // Plain loops and lane-wise reductions only: they are inlined into the AVX2 copy and
     // vectorise (`map(..).collect()` was outlined without the target features, and a single
     // running max or sum is a serial dependency chain).
-    let mut shifted: Vec<f64> = vec![0.0; l.len()];
+    scratch.resize(l.len(), 0.0);
+    let shifted = &mut scratch[..];
     for (s, v) in shifted.iter_mut().zip(l) {
         *s = v.to_f64();
     }
-    let max = simd::lanes_fold(
-        &shifted,
-        f64::NEG_INFINITY,
-        |m, v| if v > m { v } else { m },
-    );
+    let max = simd::lanes_fold(shifted, f64::NEG_INFINITY, |m, v| if v > m { v } else { m });
     for s in shifted.iter_mut() {
         *s = exp_nonpositive(*s - max);
     }
-    let sum_exp = simd::lanes_fold(&shifted, 0.0, |a, v| a + v);
+    let sum_exp = simd::lanes_fold(shifted, 0.0, |a, v| a + v);
     let (total, dot) = count_sums(y, l);
     let lse = max + sum_exp.ln();
     let softmax_scale = w * total / sum_exp;
@@ -155,9 +175,9 @@ pub(crate) fn multinomial_nll_logits<B: Backend, const D: usize>(
             let per_row: Vec<f64> = d
                 .par_chunks_mut(width.max(1))
                 .enumerate()
-                .map(|(r, d)| {
+                .map_init(Vec::new, |scratch, (r, d)| {
                     let span = r * width..(r + 1) * width;
-                    softmax_nll_row(&l[span.clone()], &c[span], w, d).0
+                    softmax_nll_row(&l[span.clone()], &c[span], w, d, scratch).0
                 })
                 .collect();
             let d = tensor_from(d, shape, &device);
@@ -291,9 +311,9 @@ pub(crate) fn mixture<B: Backend>(
             let per_row: Vec<(f64, f64, f64)> = d_logits
                 .par_chunks_mut(width.max(1))
                 .enumerate()
-                .map(|(r, d)| {
+                .map_init(Vec::new, |scratch, (r, d)| {
                     let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
-                    let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d);
+                    let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d, scratch);
                     let profile = labels[r] * nll;
                     let res = residual(lc[r].to_f64(), total);
                     (profile, res * res, -2.0 * res * c_scale)
