@@ -105,7 +105,7 @@ pub(crate) trait Real:
 /// so the host kernels' vectorised loops over a series are not latency-bound; for the short,
 /// fast-decaying series here the rounding is as good as Horner's.
 #[inline(always)]
-fn estrin(c: &[f64], x: f64) -> f64 {
+pub(crate) fn estrin(c: &[f64], x: f64) -> f64 {
     let mut buf = [0.0; 32];
     let mut len = c.len();
     buf[..len].copy_from_slice(c);

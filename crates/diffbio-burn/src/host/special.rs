@@ -1,5 +1,6 @@
 //! Scalar `f64` special functions for the host kernels.
 
+use crate::real::estrin;
 use std::sync::OnceLock;
 
 /// `ln 2` split as fdlibm does: `LN2_HI` has 32 trailing zero bits, so `k·LN2_HI` is exact
@@ -28,27 +29,6 @@ const ATANH_SERIES: [f64; 11] = {
     }
     c
 };
-
-/// `Σ c[k]·xᵏ` by Estrin's scheme: pairs `c[2i] + c[2i+1]·x`, then pairs of those in `x²`,
-/// and so on. The dependency chain is `O(log N)` deep instead of Horner's `N`, so vectorised
-/// loops over it are not latency-bound; for the short, fast-decaying series here the rounding
-/// is as good as Horner's (the callers' ulp tests).
-#[inline(always)]
-fn estrin<const N: usize>(c: &[f64; N], x: f64) -> f64 {
-    let (mut c, mut len, mut x) = (*c, N, x);
-    while len > 1 {
-        let half = len.div_ceil(2);
-        for i in 0..half {
-            c[i] = if 2 * i + 1 < len {
-                c[2 * i] + c[2 * i + 1] * x
-            } else {
-                c[2 * i]
-            };
-        }
-        (len, x) = (half, x * x);
-    }
-    c[0]
-}
 
 /// Counts below this use a table of `ln Γ(k + 1)`.
 const TABLE_SIZE: usize = 1 << 12;
