@@ -9,10 +9,10 @@ use burn::prelude::*;
 use burn::tensor::Transaction;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ops::PadMode;
 use burn::train::metric::Adaptor;
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
 use diffbio_burn::losses::bpnet::BpnetMixtureLoss;
+use diffbio_burn::nn::conv1d;
 
 use crate::common::train::{BatchStats, clip_global_norm};
 
@@ -88,58 +88,6 @@ pub struct Bpnet<B: Backend> {
     pub trimming: usize,
 }
 
-/// The same result as `conv.forward(x)` for a stride-1, ungrouped `Conv1d` with symmetric
-/// `same` padding, computed with matrix products on the layer's own parameters.
-///
-/// Burn 0.21's NdArray convolution is slow on small channel counts: one 32 → 32 channel,
-/// kernel-3 layer on a `[64, 32, 256]` batch takes about 0.9 s forward + backward on our
-/// 2-core CPU, against 37 ms here (and 0.41 s against 36 ms for the 32 → 2, kernel-25
-/// profile head). Narrow-to-wide layers stack the shifted inputs (`im2col`) and multiply
-/// once; wide-to-narrow layers multiply first and add the shifted products.
-pub fn conv1d_matmul<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [n, c_in, len] = x.dims();
-    let weight = conv.weight.val(); // [c_out, c_in, k]
-    let [c_out, _, k] = weight.dims();
-    let d = conv.dilation;
-    let pad = d * (k - 1) / 2;
-    assert!(
-        conv.stride == 1 && conv.groups == 1 && conv.padding == PaddingConfig1d::Explicit(pad, pad),
-        "conv1d_matmul: only stride 1, one group and `same` padding"
-    );
-    let x = x.pad((pad, pad, 0, 0), PadMode::Constant(0.0));
-    let y = if c_out > c_in {
-        let columns: Vec<Tensor<B, 3>> = (0..k)
-            .map(|j| x.clone().slice([0..n, 0..c_in, j * d..j * d + len]))
-            .collect();
-        let weight = weight.swap_dims(1, 2).reshape([1, c_out, k * c_in]);
-        weight.matmul(Tensor::cat(columns, 1))
-    } else {
-        // products[n, j, o, s] = Σ_c w[o, c, j] · x[n, c, s]; y[n, o, t] = Σ_j products[n, j,
-        // o, t + j·d]. The shifted sum is read off a skewed view instead of k slices (whose
-        // backward passes would each write a zero tensor of the products' size: 1.6 GB a
-        // batch for the 75-wide profile head): with rows of `lp` padded to `lp + d`, element
-        // (j, t + j·d) of the flat `[k, lp]` block sits at row j, column t.
-        let lp = len + 2 * pad;
-        let products = weight
-            .permute([2, 0, 1])
-            .reshape([1, k * c_out, c_in])
-            .matmul(x)
-            .reshape([n, k, c_out, lp])
-            .swap_dims(1, 2)
-            .reshape([n, c_out, k * lp])
-            .pad((0, k * d, 0, 0), PadMode::Constant(0.0))
-            .reshape([n, c_out, k, lp + d]);
-        products
-            .slice([0..n, 0..c_out, 0..k, 0..len])
-            .sum_dim(2)
-            .reshape([n, c_out, len])
-    };
-    match &conv.bias {
-        Some(bias) => y + bias.val().reshape([1, c_out, 1]),
-        None => y,
-    }
-}
-
 impl<B: Backend> Bpnet<B> {
     /// Profile logits `[n, 2, L_in - 2·trimming]` and log total counts `[n, 1]` from one-hot
     /// DNA `[n, 4, L_in]`.
@@ -153,9 +101,9 @@ impl<B: Backend> Bpnet<B> {
             len > 2 * trim,
             "Bpnet: input length {len} must exceed twice the trimming {trim}"
         );
-        let mut h = relu(conv1d_matmul(&self.stem, one_hot));
+        let mut h = relu(conv1d(&self.stem, one_hot));
         for layer in &self.tower {
-            h = h.clone() + relu(conv1d_matmul(layer, h));
+            h = h.clone() + relu(conv1d(layer, h));
         }
         let filters = h.dims()[1];
         // bpnet-lite convolves the whole window and trims; only the output window plus the
@@ -163,11 +111,8 @@ impl<B: Backend> Bpnet<B> {
         let reach = (PROFILE_KERNEL - 1) / 2;
         let around = h.slice([0..n, 0..filters, trim - reach..len - trim + reach]);
         let out_len = len - 2 * trim;
-        let logits = conv1d_matmul(&self.profile_head, around.clone()).slice([
-            0..n,
-            0..2,
-            reach..reach + out_len,
-        ]);
+        let logits =
+            conv1d(&self.profile_head, around.clone()).slice([0..n, 0..2, reach..reach + out_len]);
         let pooled = around.mean_dim(2).squeeze_dim::<2>(2);
         (logits, self.count_head.forward(pooled))
     }

@@ -11,7 +11,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 
 use super::*;
 use crate::data::{DataConfig, Source, YeastFiles};
-use crate::model::{Bpnet, BpnetConfig, conv1d_matmul};
+use crate::model::{Bpnet, BpnetConfig};
 
 type Ad = Autodiff<NdArray>;
 
@@ -212,22 +212,6 @@ fn profile_head_on_the_trimmed_window_equals_bpnet_lites_full_convolution() {
     );
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
-    }
-}
-
-#[test]
-fn matmul_convolution_equals_burns() {
-    type B = NdArray;
-    let device = Default::default();
-    let net = BpnetConfig::new().init::<B>(&device);
-    for (cin, conv) in [(4, &net.stem), (32, &net.tower[2]), (32, &net.profile_head)] {
-        let x = Tensor::<B, 3>::random([3, cin, 90], burn::tensor::Distribution::Default, &device);
-        let expected = conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
-        let actual = conv1d_matmul(conv, x).into_data().to_vec::<f32>().unwrap();
-        assert_eq!(expected.len(), actual.len());
-        for (e, a) in expected.iter().zip(&actual) {
-            assert!((e - a).abs() <= 1e-4 * (1.0 + e.abs()), "{e} vs {a}");
-        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod hmm;
 #[cfg(feature = "ndarray")]
 pub mod host;
 pub mod losses;
+pub mod nn;
 pub(crate) mod real;
 pub mod special;
 pub(crate) mod validate;

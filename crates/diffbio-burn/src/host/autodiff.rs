@@ -27,7 +27,7 @@ use super::downcast;
 use crate::special::{constant, is_autodiff};
 
 /// burn-autodiff's tensor primitive (its module is private; the type is reachable this way).
-type AutodiffTensor<I> = FloatTensor<Autodiff<I>>;
+pub(super) type AutodiffTensor<I> = FloatTensor<Autodiff<I>>;
 
 /// `value` with `∂value/∂inputs[k] = derivatives[k]`.
 ///
@@ -75,7 +75,9 @@ fn padded_shape<const D: usize>(shape: &[usize]) -> [usize; D] {
 }
 
 /// The autodiff primitive of a tensor of `B`, known to be `Autodiff<I>`.
-fn primitive<B: Backend, I: Backend, const D: usize>(t: Tensor<B, D>) -> AutodiffTensor<I> {
+pub(super) fn primitive<B: Backend, I: Backend, const D: usize>(
+    t: Tensor<B, D>,
+) -> AutodiffTensor<I> {
     downcast(t.into_primitive().tensor()).expect("B is Autodiff<I>")
 }
 

@@ -33,6 +33,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
 pub(crate) mod autodiff;
+pub(crate) mod conv;
 pub(crate) mod nb;
 pub(crate) mod pointwise;
 pub(crate) mod profile;

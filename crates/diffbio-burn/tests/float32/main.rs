@@ -16,6 +16,7 @@ mod hmm_ref;
 mod parity_harness;
 
 mod beyond;
+mod conv;
 mod edge_shapes;
 mod errors;
 mod fast_paths;

@@ -15,6 +15,7 @@ mod hmm_ref;
 mod parity_harness;
 
 mod beyond_f64;
+mod conv_f64;
 mod fast_paths_f64;
 mod gradients;
 mod hmm_f64;

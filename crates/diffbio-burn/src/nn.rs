@@ -1,0 +1,91 @@
+//! Layers that genomics models train with, where Burn's own kernel is slow on a backend.
+//!
+//! [`conv1d`] is `burn::nn::conv::Conv1d::forward` with a fused host kernel: profile models
+//! such as BPNet stack dilated 1-D convolutions over long sequences with few channels, a shape
+//! on which `burn-ndarray` 0.21's convolution is 10–25× slower than a matrix product.
+
+use burn::nn::conv::Conv1d;
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::dispatch::host_or;
+
+/// `conv.forward(x)`, computed by a fused host kernel where that applies.
+///
+/// ```text
+/// y[n, o, t] = b[o] + Σ_{c, j} w[o, c, j] · x[n, c, t + j·dilation - padding_left]
+/// ```
+///
+/// with zeros outside the input. For tensors in host memory (`NdArray<f32|f64>` and
+/// `Autodiff` of them) and a stride-1, one-group convolution with `Valid` or `Explicit`
+/// padding, each tap is one matrix product per sample on strided views of the input, and the
+/// backward pass is one custom `burn-autodiff` operation of the same products transposed
+/// (no padded, shifted or stacked copies; samples in parallel). Every other case, and every
+/// other backend, calls `conv.forward(x)`; both compute the same convolution in the
+/// tensors' precision.
+///
+/// # Shapes
+/// - `x`: `[batch, channels_in, length]`
+/// - output: `[batch, channels_out, length + padding_left + padding_right - dilation·(kernel - 1)]`
+///
+/// # Panics
+/// As `Conv1d::forward`: if `x`'s channels differ from the layer's input channels or the
+/// output would be empty.
+pub fn conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let geometry = host_geometry(conv, &x);
+    host_or!(
+        B,
+        geometry.is_some(),
+        host_conv1d(conv, x, geometry.expect("checked")),
+        conv.forward(x)
+    )
+}
+
+#[cfg(feature = "ndarray")]
+type Geometry = crate::host::conv::Geometry;
+#[cfg(not(feature = "ndarray"))]
+type Geometry = ();
+
+/// The sizes for the host kernel, if it applies to this layer and input.
+#[cfg(feature = "ndarray")]
+fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>) -> Option<Geometry> {
+    use burn::nn::PaddingConfig1d;
+    use burn::tensor::DType;
+
+    let [n, c_in, len] = x.dims();
+    let [c_out, w_in, k] = conv.weight.dims();
+    let (pad_left, pad_right) = match conv.padding {
+        PaddingConfig1d::Valid => (0, 0),
+        PaddingConfig1d::Explicit(left, right) => (left, right),
+        PaddingConfig1d::Same => return None,
+    };
+    let reach = conv.dilation * (k - 1);
+    let simple = conv.stride == 1 && conv.groups == 1 && c_in == w_in;
+    let float =
+        matches!(x.dtype(), DType::F32 | DType::F64) && conv.weight.val().dtype() == x.dtype();
+    let padded = len + pad_left + pad_right;
+    let sizes = n > 0 && c_in > 0 && c_out > 0 && k > 0 && padded > reach;
+    (simple && float && sizes).then_some(Geometry {
+        n,
+        c_in,
+        c_out,
+        k,
+        len,
+        dilation: conv.dilation,
+        pad_left,
+        out_len: padded - reach,
+    })
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn host_geometry<B: Backend>(_: &Conv1d<B>, _: &Tensor<B, 3>) -> Option<Geometry> {
+    None
+}
+
+#[cfg(feature = "ndarray")]
+fn host_conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>, geometry: Geometry) -> Tensor<B, 3> {
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([geometry.c_out], (&x.device(), x.dtype())),
+    };
+    crate::host::conv::conv1d(x, conv.weight.val(), bias, geometry)
+}

@@ -1,0 +1,173 @@
+//! `nn::conv1d` (the fused host convolution) against Burn's own `Conv1d::forward`, values and
+//! the gradients of input, weight and bias, on `Autodiff<NdArray<f64>>` and on plain
+//! `NdArray<f64>`, for the shapes BPNet uses and the edges of the padding arithmetic.
+
+use crate::common::{AdF64 as B, F64, assert_close, assert_native_float_dtype, to_f64};
+use burn::module::{AutodiffModule, Param};
+use burn::nn::PaddingConfig1d;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::tensor::{Distribution, Tensor, TensorData};
+use diffbio_burn::nn::conv1d;
+
+/// `(batch, c_in, c_out, kernel, dilation, padding, length, bias)`.
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    PaddingConfig1d,
+    usize,
+    bool,
+);
+
+fn cases() -> Vec<Case> {
+    use PaddingConfig1d::{Explicit, Valid};
+    vec![
+        // BPNet's stem, a dilated tower layer and the profile head.
+        (3, 4, 8, 21, 1, Explicit(10, 10), 60, true),
+        (2, 8, 8, 3, 8, Explicit(8, 8), 40, true),
+        (2, 8, 2, 75, 1, Explicit(37, 37), 90, true),
+        // A head wider than its input: most taps read only padding.
+        (2, 5, 2, 75, 1, Explicit(37, 37), 12, true),
+        // Valid, asymmetric and one-sided padding, no bias, a single sample and channel.
+        (2, 3, 4, 5, 2, Valid, 20, true),
+        (3, 3, 5, 4, 3, Explicit(4, 1), 17, false),
+        (1, 1, 1, 3, 1, Explicit(0, 2), 7, true),
+        // Padding wider than the reach.
+        (2, 2, 3, 3, 1, Explicit(5, 4), 6, true),
+    ]
+}
+
+fn layer(case: &Case) -> Conv1d<B> {
+    let &(_, c_in, c_out, k, dilation, ref padding, _, bias) = case;
+    let conv = Conv1dConfig::new(c_in, c_out, k)
+        .with_dilation(dilation)
+        .with_padding(padding.clone())
+        .with_bias(bias)
+        .init::<B>(&Default::default());
+    // Parameters initialise lazily, per clone: fix them before the layer is cloned.
+    let _ = (conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+    conv
+}
+
+fn input(case: &Case, seed: u64) -> Vec<f64> {
+    let &(n, c_in, .., len, _) = case;
+    <B as burn::tensor::backend::Backend>::seed(&Default::default(), seed);
+    to_f64(Tensor::<B, 3>::random(
+        [n, c_in, len],
+        Distribution::Normal(0.0, 1.0),
+        &Default::default(),
+    ))
+}
+
+/// Output and gradients of `Σ y · u` (u with both signs and zeros) w.r.t. x, weight, bias.
+fn run(
+    conv: &Conv1d<B>,
+    x: &[f64],
+    shape: [usize; 3],
+    forward: impl Fn(&Conv1d<B>, Tensor<B, 3>) -> Tensor<B, 3>,
+) -> [Vec<f64>; 4] {
+    let x = Tensor::<B, 3>::from_data(TensorData::new(x.to_vec(), shape), &Default::default())
+        .require_grad();
+    let y = forward(conv, x.clone());
+    let u: Vec<f64> = (0..y.shape().num_elements())
+        .map(|i| [1.0, -0.5, 0.0, 2.0, 0.25][i % 5])
+        .collect();
+    let u = Tensor::<B, 3>::from_data(TensorData::new(u, y.dims()), &Default::default());
+    let grads = (y.clone() * u).sum().backward();
+    let bias = conv
+        .bias
+        .as_ref()
+        .map(|b| to_f64(b.grad(&grads).unwrap()))
+        .unwrap_or_default();
+    [
+        to_f64(y),
+        to_f64(x.grad(&grads).unwrap()),
+        to_f64(conv.weight.grad(&grads).unwrap()),
+        bias,
+    ]
+}
+
+#[test]
+fn fused_conv1d_equals_burns_values_and_gradients() {
+    assert_native_float_dtype::<B>(&Default::default());
+    for (i, case) in cases().iter().enumerate() {
+        let conv = layer(case);
+        let (n, c_in, len) = (case.0, case.1, case.6);
+        let x = input(case, i as u64);
+        let ours = run(&conv, &x, [n, c_in, len], conv1d);
+        let burns = run(&conv, &x, [n, c_in, len], |c, x| c.forward(x));
+        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
+            .iter()
+            .zip(ours.iter().zip(&burns))
+        {
+            assert_eq!(a.len(), b.len(), "case {i} {what}: sizes");
+            assert_close(&format!("case {i} {case:?}: {what}"), a, b, 1e-13, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn fused_conv1d_tracks_only_what_requires_grad() {
+    let case = &cases()[1];
+    let conv = layer(case);
+    let frozen = Conv1d {
+        weight: Param::from_tensor(conv.weight.val()).set_require_grad(false),
+        ..conv.clone()
+    };
+    let x = Tensor::<B, 3>::from_data(
+        TensorData::new(input(case, 7), [2, 8, 40]),
+        &Default::default(),
+    );
+    let grads = conv1d(&frozen, x.clone()).sum().backward();
+    assert!(
+        frozen.weight.grad(&grads).is_none(),
+        "a frozen weight gets no gradient"
+    );
+    let bias = frozen
+        .bias
+        .as_ref()
+        .unwrap()
+        .grad(&grads)
+        .map(to_f64)
+        .unwrap();
+    let expected = to_f64(
+        frozen
+            .forward(x)
+            .sum_dim(2)
+            .sum_dim(0)
+            .ones_like()
+            .mul_scalar(40.0 * 2.0),
+    );
+    assert_close("bias gradient of a sum", &bias, &expected, 1e-12, 1e-12);
+}
+
+#[test]
+fn fused_conv1d_without_autodiff_equals_burns() {
+    for (i, case) in cases().iter().enumerate() {
+        let conv = layer(case).valid();
+        let (n, c_in, len) = (case.0, case.1, case.6);
+        let x = Tensor::<F64, 3>::from_data(
+            TensorData::new(input(case, i as u64), [n, c_in, len]),
+            &Default::default(),
+        );
+        let ours = to_f64(conv1d(&conv, x.clone()));
+        let burns = to_f64(conv.forward(x));
+        assert_close(
+            &format!("case {i}: inference output"),
+            &ours,
+            &burns,
+            1e-13,
+            1e-12,
+        );
+    }
+}
+
+#[test]
+#[should_panic]
+fn fused_conv1d_rejects_wrong_channels_like_burn() {
+    let conv = layer(&cases()[0]);
+    let x = Tensor::<B, 3>::zeros([2, 3, 40], &Default::default());
+    let _ = conv1d(&conv, x);
+}
