@@ -2,7 +2,9 @@
 //!
 //! [`conv1d`] is `burn::nn::conv::Conv1d::forward` with a fused host kernel: profile models
 //! such as BPNet stack dilated 1-D convolutions over long sequences with few channels, a shape
-//! on which `burn-ndarray` 0.21's convolution is 10–25× slower than a matrix product.
+//! on which `burn-ndarray` 0.21's convolution is slow: forward + backward of BPNet's layers on
+//! a `[64, C, ~850]` batch take 1.9–2.5 s with it and 11–32 ms with this kernel
+//! (`benches/conv.rs`).
 
 use burn::nn::conv::Conv1d;
 use burn::tensor::{Tensor, backend::Backend};

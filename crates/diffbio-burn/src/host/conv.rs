@@ -1,17 +1,19 @@
 //! A fused stride-1 1-D convolution for tensors in host memory, with its backward pass.
 //!
 //! `y[n, o, t] = b[o] + Σ_{c, j} w[o, c, j] · x[n, c, t + j·d - p]` (terms whose input index
-//! falls outside `0..len` are the zero padding). Each tap `j` is one matrix product per
-//! sample, `y_n[:, t₀..t₁] += W_j · x_n[:, t₀ + s_j..t₁ + s_j]` with `s_j = j·d - p`, read
-//! and written in place through strides (`matrixmultiply`): no padded, shifted or stacked
-//! copies of the input, and none of the products. The backward pass is the same products
-//! transposed:
+//! falls outside `0..len` are the zero padding). With `s_j = j·d - p`, tap `j` contributes
+//! `y_n[:, t₀..t₁] += W_j · x_n[:, t₀ + s_j..t₁ + s_j]` to sample `n`, and the backward pass
+//! is the same products transposed:
 //!
 //! ```text
 //! dx_n[:, t + s_j] += W_jᵀ · dy_n[:, t]     dW_j += Σ_n dy_n[:, t₀..t₁] · x_n[:, t₀ + s_j..t₁ + s_j]ᵀ
 //! db = Σ_{n, t} dy[n, :, t]
 //! ```
 //!
+//! Matrix products (`matrixmultiply`) read and write the tensors in place through strides;
+//! no padded copy of the input is made. How the taps become products depends on the channel
+//! counts (`Strategy`): one product per tap, or a single product per sample on a per-thread
+//! scratch matrix (the stacked shifted input, or all taps' products, then shifted sums).
 //! Samples run in parallel (rayon); each thread sums its own `dW` and `db`. Arithmetic is in
 //! the tensors' precision, as Burn's and PyTorch's convolutions do.
 
@@ -49,19 +51,8 @@ pub(crate) struct Geometry {
     pub(crate) out_len: usize,
 }
 
-impl Geometry {
-    /// For tap `j`: the output columns `t₀..t₁` whose input column `t + s` lies inside the
-    /// input, and `t₀ + s`; `None` if the tap only ever reads padding.
-    fn tap(&self, j: usize) -> Option<(usize, usize, usize)> {
-        let shift = (j * self.dilation) as isize - self.pad_left as isize;
-        let t0 = (-shift).max(0);
-        let t1 = (self.out_len as isize).min(self.len as isize - shift);
-        (t0 < t1).then(|| (t0 as usize, t1 as usize, (t0 + shift) as usize))
-    }
-}
-
 /// `C += A·B` for strided row-major matrices (`matrixmultiply`'s `sgemm`/`dgemm`).
-pub(crate) trait Gemm: HostFloat {
+trait Gemm: HostFloat {
     /// # Safety
     /// The pointers and strides must address valid `m×k`, `k×n` and `m×n` matrices, the
     /// last one not overlapping the others.
@@ -163,9 +154,15 @@ impl Geometry {
         w
     }
 
-    /// The taps that read some input: `(j, t₀, t₁, t₀ + s_j)`.
+    /// The taps that read some input: `(j, t₀, t₁, t₀ + s_j)`, where `t₀..t₁` are the
+    /// output columns whose input column `t + s_j` lies inside the input.
     fn taps(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
-        (0..self.k).filter_map(|j| self.tap(j).map(|(t0, t1, from)| (j, t0, t1, from)))
+        (0..self.k).filter_map(|j| {
+            let shift = (j * self.dilation) as isize - self.pad_left as isize;
+            let t0 = (-shift).max(0);
+            let t1 = (self.out_len as isize).min(self.len as isize - shift);
+            (t0 < t1).then(|| (j, t0 as usize, t1 as usize, (t0 + shift) as usize))
+        })
     }
 
     /// `S[(c, j), t] = x[c, t + s_j]`, zero where that is padding.
