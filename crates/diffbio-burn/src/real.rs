@@ -1,11 +1,13 @@
-//! One definition of each loss's maths for both executors.
+//! One definition of each loss's maths for every executor.
 //!
 //! A loss's element formula, its derivatives and its floor rules are written once, generic
 //! over [`Real`], "a number": `f64` (the host kernels, one element at a time) and
 //! `Tensor<B, D>` (the generic path, every element at once, on any backend). Branches are
 //! written with [`Real::select`], an `if` for scalars (only the taken branch is evaluated)
 //! and `mask_where` for tensors (both are). So a rule such as "θ ≥ 8 uses the rearranged
-//! d/dθ" exists in one place, and the two paths cannot drift apart.
+//! d/dθ" exists in one place, and the two paths cannot drift apart. A third executor,
+//! `host::lane::Lane`, is an `f64` that evaluates both sides of every `select` and has
+//! call-free primitives, for host loops that should vectorise (the zero inflation).
 //!
 //! The primitives are each executor's own, chosen to be accurate in the precision it works
 //! in:
@@ -50,14 +52,6 @@ pub(crate) trait Real:
         if_true: impl FnOnce() -> Self,
         if_false: impl FnOnce() -> Self,
     ) -> Self;
-    /// `if_true()` where `mask` holds, `if_false()` elsewhere, for results of any type `T`
-    /// made of `Self`s: scalars evaluate one branch, tensors both, joined by `merge`.
-    fn branch<T>(
-        mask: Self::Mask,
-        if_true: impl FnOnce() -> T,
-        if_false: impl FnOnce() -> T,
-        merge: impl FnOnce(Self::Mask, T, T) -> T,
-    ) -> T;
     /// `self < c`.
     fn lt(&self, c: f64) -> Self::Mask;
     /// `self > c`.
@@ -132,7 +126,7 @@ pub(crate) fn max_keep_nan(x: f64, lo: f64) -> f64 {
 
 /// `min(x, hi)` that keeps NaN.
 #[inline(always)]
-fn min_keep_nan(x: f64, hi: f64) -> f64 {
+pub(crate) fn min_keep_nan(x: f64, hi: f64) -> f64 {
     if x > hi { hi } else { x }
 }
 
@@ -153,15 +147,6 @@ impl Real for f64 {
     }
     #[inline(always)]
     fn select(mask: bool, if_true: impl FnOnce() -> Self, if_false: impl FnOnce() -> Self) -> Self {
-        if mask { if_true() } else { if_false() }
-    }
-    #[inline(always)]
-    fn branch<T>(
-        mask: bool,
-        if_true: impl FnOnce() -> T,
-        if_false: impl FnOnce() -> T,
-        _merge: impl FnOnce(bool, T, T) -> T,
-    ) -> T {
         if mask { if_true() } else { if_false() }
     }
     #[inline(always)]
@@ -242,14 +227,6 @@ impl<B: Backend, const D: usize> Real for Tensor<B, D> {
         if_false: impl FnOnce() -> Self,
     ) -> Self {
         if_false().mask_where(mask, if_true())
-    }
-    fn branch<T>(
-        mask: Self::Mask,
-        if_true: impl FnOnce() -> T,
-        if_false: impl FnOnce() -> T,
-        merge: impl FnOnce(Self::Mask, T, T) -> T,
-    ) -> T {
-        merge(mask, if_true(), if_false())
     }
     fn lt(&self, c: f64) -> Self::Mask {
         self.clone().lower_elem(c)
@@ -352,6 +329,7 @@ pub(crate) fn ln_1p_minus_series<R: Real>(r: R) -> R {
 /// `eˣ - 1 - x`, accurate also for small `|x|` where the terms cancel: the series
 /// `x²/2! + x³/3! + ...` for `|x| < 0.1` (to `x⁹` single, `x¹⁴` double), the difference
 /// elsewhere.
+#[inline(always)]
 pub(crate) fn exp_m1_minus<R: Real>(x: R) -> R {
     let terms = if x.is_double() { 13 } else { 8 };
     R::select(
@@ -366,34 +344,68 @@ pub(crate) fn exp_m1_minus<R: Real>(x: R) -> R {
 
 /// `ln(1 + eˣ)`: `max(x, 0) + ln_1p(e^-|x|)`, no overflow, full relative accuracy for very
 /// negative `x`; NaN stays NaN.
+#[inline(always)]
 pub(crate) fn softplus<R: Real>(x: R) -> R {
-    let max0 = x.clone().mask_fill(x.lt(0.0), 0.0);
-    max0 + x.abs().neg().exp().ln_1p()
+    positive_part(x.clone()) + x.abs().neg().exp().ln_1p()
+}
+
+/// `max(x, 0)`, keeping NaN.
+#[inline(always)]
+pub(crate) fn positive_part<R: Real>(x: R) -> R {
+    x.clone().mask_fill(x.lt(0.0), 0.0)
 }
 
 /// `1 / (1 + e⁻ˣ)`, no overflow, a few ulps everywhere; NaN stays NaN (see
 /// [`sigmoid_pair`]).
+#[inline(always)]
 pub(crate) fn sigmoid<R: Real>(x: R) -> R {
-    let (positive, r, er) = sigmoid_parts(x);
-    R::select(positive, || r, || er)
+    sigmoid_pair(x).0
 }
 
-/// `(σ(x), σ(-x))` from one `exp` (see [`sigmoid_parts`]).
+/// `(σ(x), σ(-x))` from one `exp` (see [`sigmoid_pair_of`]).
+#[inline(always)]
 pub(crate) fn sigmoid_pair<R: Real>(x: R) -> (R, R) {
-    let (positive, r, er) = sigmoid_parts(x);
+    let e = x.clone().abs().neg().exp();
+    sigmoid_pair_of(x.ge(0.0), e)
+}
+
+/// `(σ(x), σ(-x))` from `x >= 0` and `e = e^-|x|`: `1/(1 + e)` is σ of the one of `±x` that
+/// is non-negative, `e/(1 + e)` σ of the other.
+#[inline(always)]
+pub(crate) fn sigmoid_pair_of<R: Real>(positive: R::Mask, e: R) -> (R, R) {
+    let r = (e.clone() + 1.0).recip();
+    let er = e * r.clone();
     (
         R::select(positive.clone(), || r.clone(), || er.clone()),
         R::select(positive, || er, || r),
     )
 }
 
-/// `(x >= 0, 1/(1 + e), e/(1 + e))` with `e = e^-|x|`: σ(x) is the first fraction where
-/// `x >= 0` and the second elsewhere, σ(-x) the other one.
-fn sigmoid_parts<R: Real>(x: R) -> (R::Mask, R, R) {
+/// `σ(±x)` and `softplus(±x)` of one `x`.
+pub(crate) struct Logistic<R> {
+    /// `σ(x)`.
+    pub sigmoid: R,
+    /// `σ(-x) = 1 - σ(x)`.
+    pub sigmoid_minus: R,
+    /// `softplus(x) = ln(1 + eˣ)`.
+    pub softplus: R,
+    /// `softplus(-x) = softplus(x) - x`.
+    pub softplus_minus: R,
+}
+
+/// The four functions of [`Logistic`] from one `exp` and one `ln_1p`: with `e = e^-|x|`,
+/// [`sigmoid_pair_of`] and `softplus(±x) = max(±x, 0) + ln_1p(e)` (as [`softplus`]).
+#[inline(always)]
+pub(crate) fn logistic<R: Real>(x: R) -> Logistic<R> {
     let e = x.clone().abs().neg().exp();
-    let r = (e.clone() + 1.0).recip();
-    let er = e * r.clone();
-    (x.ge(0.0), r, er)
+    let ln_1p_e = e.clone().ln_1p();
+    let (sigmoid, sigmoid_minus) = sigmoid_pair_of(x.ge(0.0), e);
+    Logistic {
+        sigmoid,
+        sigmoid_minus,
+        softplus: positive_part(x.clone()) + ln_1p_e.clone(),
+        softplus_minus: positive_part(x.neg()) + ln_1p_e,
+    }
 }
 
 /// Below this argument [`stirling_remainder`] and [`digamma_remainder`]'s series give way to

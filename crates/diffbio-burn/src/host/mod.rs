@@ -34,6 +34,7 @@ use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
 pub(crate) mod autodiff;
 pub(crate) mod conv;
+pub(crate) mod lane;
 pub(crate) mod nb;
 pub(crate) mod pointwise;
 pub(crate) mod profile;

@@ -26,6 +26,7 @@ use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
+use super::lane::Lane;
 use super::special::{ln, ln_1p_nonnegative, ln_corrected, ln_factorial};
 use super::{HostFloat, HostTensor, simd};
 use crate::losses::negative_binomial::{self as nb, Floor};
@@ -629,7 +630,9 @@ fn easy_d_theta(
 
 /// The zero inflation ([`zinb::inflate`], the loss's own definition) in place on the scratch
 /// row: log NB becomes log p, the NB derivatives are multiplied by `d log p/d log NB`, and
-/// `d_logits` receives `-d log p/d l · factor` (the derivative of the NLL).
+/// `d_logits` receives `-d log p/d l · factor` (the derivative of the NLL). Evaluated on
+/// [`Lane`]s, both cases for every element, so that the loop vectorises instead of branching
+/// on each count of a sparse row.
 #[inline(always)]
 fn zero_inflate<E: HostFloat>(
     s: &mut Scratch,
@@ -638,12 +641,14 @@ fn zero_inflate<E: HostFloat>(
     factor: f64,
     d_logits: &mut [E],
 ) {
+    let (log_nb, d_mu, d_theta) = (&mut s.log_nb[..], &mut s.d_mu[..], &mut s.d_theta[..]);
     for j in 0..x.len() {
-        let inflated = zinb::inflate(x[j].to_f64() <= 0.0, s.log_nb[j], logits[j].to_f64());
-        s.log_nb[j] = inflated.log_p;
-        s.d_mu[j] *= inflated.weight;
-        s.d_theta[j] *= inflated.weight;
-        d_logits[j] = E::from_f64(-inflated.d_logit * factor);
+        let (count, l) = (x[j].to_f64(), Lane(logits[j].to_f64()));
+        let inflated = zinb::inflate(count <= 0.0, Lane(log_nb[j]), l);
+        log_nb[j] = inflated.log_p.0;
+        d_mu[j] *= inflated.weight.0;
+        d_theta[j] *= inflated.weight.0;
+        d_logits[j] = E::from_f64(-inflated.d_logit.0 * factor);
     }
 }
 

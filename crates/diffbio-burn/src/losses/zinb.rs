@@ -29,7 +29,7 @@ use super::negative_binomial::{Floor, check_inputs, d_mu, d_theta, log_prob};
 use super::reduce;
 use crate::Reduction;
 use crate::dispatch::host_or;
-use crate::real::{Real, exp_m1_minus, sigmoid, sigmoid_pair, softplus};
+use crate::real::{Logistic, Real, exp_m1_minus, logistic, positive_part, sigmoid_pair_of};
 use crate::special::{constant, is_autodiff, with_grad};
 use crate::validate;
 
@@ -232,45 +232,61 @@ pub(crate) struct Inflated<R> {
 /// ```text
 /// x > 0: log p = L - softplus(l),      d log p/dL = 1,        d log p/dl = -σ(l)
 /// x = 0: log p = ln(π + (1 - π)·e^L) = ln_1p(z),   z = σ(-l)·expm1(L) ∈ [-1, 0]
-///        d log p/dL = σ(L - l),   d log p/dl = -σ(l)·z / p
+///        d log p/dL = σ(a),   d log p/dl = -σ(l)·z / p = -z·σ(-a),   a = L - l
 /// ```
 ///
 /// At `x = 0` the forms without cancellation are used: `ln_1p(z)` while `p > 1/2` (where
 /// scVI's `softplus(L - l) - softplus(-l)` subtracts two numbers near `|l|` to get one near
 /// 0, losing everything in float32 for `μ ≈ 1e-6`), that softplus difference elsewhere;
 /// `expm1(L)` by [`exp_m1_minus`]; `d log p/dl` as a product instead of scVI's
-/// `σ(-l) - σ(L - l)`.
+/// `σ(-l) - σ(L - l)` (`σ(l)/p = σ(-a)`, so no division by a `p` that may underflow).
+/// Everything of `l` comes from one `exp` and one `ln_1p` ([`logistic`]), and so does
+/// everything of `a`.
 #[inline(always)]
 pub(crate) fn inflate<R: Real>(is_zero: R::Mask, log_nb: R, l: R) -> Inflated<R> {
-    let (sigmoid_l, sigmoid_minus_l) = sigmoid_pair(l.clone());
-    let at_zero = || {
-        let a = log_nb.clone() - l.clone();
-        let expm1 = exp_m1_minus(log_nb.clone()) + log_nb.clone();
-        let z = sigmoid_minus_l.clone() * expm1;
-        let above_half = z.gt(-0.5);
-        let log_p = R::select(
-            above_half.clone(),
-            || z.clone().ln_1p(),
-            || softplus(a.clone()) - softplus(l.clone().neg()),
-        );
-        // p itself: `1 + z` is exact where the `ln_1p` branch is taken (p > 1/2).
-        let p = R::select(above_half, || z.clone() + 1.0, || log_p.clone().exp());
-        Inflated {
-            d_logit: (sigmoid_l.clone() * z).neg() / p,
-            weight: sigmoid(a),
-            log_p,
-        }
-    };
-    let positive = || Inflated {
-        log_p: log_nb.clone() - softplus(l.clone()),
+    let of_l = logistic(l.clone());
+    // Both cases evaluated, on every executor: tensors evaluate both anyway, and the host
+    // kernel runs this in a vectorised loop (`host::lane`), which must not call a closure.
+    let zero = inflate_zero(log_nb.clone(), l.clone(), &of_l);
+    let positive = inflate_positive(log_nb, l, &of_l);
+    Inflated {
+        log_p: R::select(is_zero.clone(), || zero.log_p, || positive.log_p),
+        weight: R::select(is_zero.clone(), || zero.weight, || positive.weight),
+        d_logit: R::select(is_zero, || zero.d_logit, || positive.d_logit),
+    }
+}
+
+/// [`inflate`] at `x = 0`. Of `a` it needs `σ(±a)` (one `exp`) and `softplus(a)` only where
+/// `p <= 1/2`, where `ln_1p(z)` is not: one `ln_1p` of the argument each case needs.
+#[inline(always)]
+fn inflate_zero<R: Real>(log_nb: R, l: R, of_l: &Logistic<R>) -> Inflated<R> {
+    let a = log_nb.clone() - l;
+    let e_a = a.clone().abs().neg().exp();
+    let (sigmoid_a, sigmoid_minus_a) = sigmoid_pair_of(a.ge(0.0), e_a.clone());
+    let expm1 = exp_m1_minus(log_nb.clone()) + log_nb;
+    let z = of_l.sigmoid_minus.clone() * expm1;
+    let high = z.gt(-0.5);
+    let ln_1p_w = R::select(high.clone(), || z.clone(), || e_a).ln_1p();
+    let log_p = R::select(
+        high,
+        || ln_1p_w.clone(),
+        || positive_part(a) + ln_1p_w.clone() - of_l.softplus_minus.clone(),
+    );
+    Inflated {
+        d_logit: (z * sigmoid_minus_a).neg(),
+        weight: sigmoid_a,
+        log_p,
+    }
+}
+
+/// [`inflate`] at `x > 0`.
+#[inline(always)]
+fn inflate_positive<R: Real>(log_nb: R, l: R, of_l: &Logistic<R>) -> Inflated<R> {
+    Inflated {
+        log_p: log_nb - of_l.softplus.clone(),
         weight: l.full_like(1.0),
-        d_logit: sigmoid_l.clone().neg(),
-    };
-    R::branch(is_zero, at_zero, positive, |mask, z, p| Inflated {
-        log_p: R::select(mask.clone(), || z.log_p, || p.log_p),
-        weight: R::select(mask.clone(), || z.weight, || p.weight),
-        d_logit: R::select(mask, || z.d_logit, || p.d_logit),
-    })
+        d_logit: of_l.sigmoid.clone().neg(),
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,52 @@ fn nb_and_zinb_host_and_generic_agree_to_1e_12() {
     });
 }
 
+/// At a zero count where both the dropout probability `σ(l)` and `NB(0)` underflow (`p` below
+/// the smallest double), `d/dl = σ(a) - σ(-l)` (`a = log NB(0) - l`) is still an ordinary
+/// number: no `0/0`, on both paths.
+#[test]
+fn zinb_logit_gradient_is_finite_where_p_underflows() {
+    // log NB(0) = -θ·ln(1 + μ/θ) = -921.0 at μ = 1e6, θ = 100.
+    let (mu, theta) = (1e6f64, 100.0f64);
+    let log_nb = -theta * (mu / theta).ln_1p();
+    let logits = [-800.0, -921.0, -1000.0, -40.0, 0.0, 30.0];
+    let n = logits.len();
+    let inputs = [
+        (vec![0.0; n], [1, n]),
+        (vec![mu; n], [1, n]),
+        (vec![theta; n], [1, n]),
+        (logits.to_vec(), [1, n]),
+    ];
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    for fast in [true, false] {
+        let (values, grads) = run(&inputs, &|l| {
+            ZinbLossConfig::new()
+                .with_fast_path(fast)
+                .init()
+                .forward_no_reduction(l[0].clone(), l[1].clone(), l[2].clone(), l[3].clone())
+        });
+        // `run` weighs the outputs by 1, -0.5, 0, 2, 1, -0.5.
+        let w = [1.0, -0.5, 0.0, 2.0, 1.0, -0.5];
+        for (i, &l) in logits.iter().enumerate() {
+            let a = log_nb - l;
+            // -log p = -(softplus(a) - softplus(-l)), each softplus as max(.,0) + ln_1p(e^-|.|).
+            let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+            let want_value = -(softplus(a) - softplus(-l));
+            let want_d_logit = -(sigmoid(-l) - sigmoid(a)) * w[i];
+            assert!(
+                (values[i] - want_value).abs() <= 1e-12 * want_value.abs(),
+                "fast {fast}, l = {l}: value {} vs {want_value}",
+                values[i]
+            );
+            let got = grads[3][i];
+            assert!(
+                got.is_finite() && (got - want_d_logit).abs() <= 1e-12 * want_d_logit.abs(),
+                "fast {fast}, l = {l}: d/dl {got} vs {want_d_logit}"
+            );
+        }
+    }
+}
+
 #[test]
 fn vae_host_and_generic_agree_to_1e_12() {
     let mut rng = StdRng::seed_from_u64(6);
