@@ -254,6 +254,22 @@ pub(crate) fn ln_1p_value<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor
 /// assert!((y[1] - 1.5f32.ln()).abs() < 1e-7);
 /// ```
 pub fn ln_1p<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    // Host backends: one multi-threaded, vectorised pass in f64 (the host executor's own
+    // `ln_1p`, within 2 ulp of `f64::ln_1p`) with the derivative alongside, where
+    // burn-ndarray's `log1p` is one scalar libm call per element on one thread.
+    crate::dispatch::host_or!(
+        B,
+        x.shape().num_elements() > 0,
+        crate::host::pointwise::map([x], [0], None, |[x]| {
+            (crate::host::special::ln_1p(x), [(1.0 + x).recip()])
+        })
+        .elementwise(),
+        ln_1p_generic(x)
+    )
+}
+
+/// [`ln_1p`] on the generic path.
+fn ln_1p_generic<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let xc = constant(&x);
     let value = ln_1p_value(xc.clone());
     if !is_autodiff(&x) {
@@ -393,16 +409,46 @@ mod tests {
             7.0,
             1e30,
         ];
-        let got = eval(ln_1p, &xs);
-        for (x, g) in xs.iter().zip(got) {
-            let want = x.ln_1p();
-            assert!(
-                (g - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
-                "{x}: {g} vs {want}"
-            );
+        // The host kernel (`ln_1p` on NdArray) and the generic path alike.
+        for (path, f) in [
+            ("host", ln_1p::<B64, 1> as fn(_) -> _),
+            ("generic", ln_1p_generic),
+        ] {
+            let got = eval(f, &xs);
+            for (x, g) in xs.iter().zip(got) {
+                let want = x.ln_1p();
+                assert!(
+                    (g - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
+                    "{path}, {x}: {g} vs {want}"
+                );
+            }
+            assert!(eval(f, &[f64::NAN])[0].is_nan(), "{path}");
+            assert!(eval(f, &[-2.0])[0].is_nan(), "{path}");
+            assert_eq!(eval(f, &[-1.0])[0], f64::NEG_INFINITY, "{path}");
+            assert_eq!(eval(f, &[f64::INFINITY])[0], f64::INFINITY, "{path}");
         }
-        assert!(eval(ln_1p, &[f64::NAN])[0].is_nan());
-        assert_eq!(eval(ln_1p, &[-1.0])[0], f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn ln_1p_gradient_is_one_over_one_plus_x_on_both_paths() {
+        type A = Autodiff<B64>;
+        let xs = [-0.75, -1e-9, 0.0, 0.4, 3.0, 1e6];
+        for (path, f) in [
+            ("host", ln_1p::<A, 1> as fn(_) -> _),
+            ("generic", ln_1p_generic),
+        ] {
+            let x = Tensor::<A, 1>::from_data(TensorData::from(&xs[..]), &Default::default())
+                .require_grad();
+            let grads = (f(x.clone()) * 2.0).sum().backward();
+            let got: Vec<f64> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            for (x, g) in xs.iter().zip(got) {
+                let want = 2.0 / (1.0 + x);
+                assert!(
+                    (g - want).abs() <= 4.0 * f64::EPSILON * want,
+                    "{path}, {x}: {g}"
+                );
+            }
+        }
     }
 
     #[test]
