@@ -12,7 +12,7 @@ use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::LossMetric;
 use burn::train::{
@@ -20,6 +20,8 @@ use burn::train::{
 };
 use diffbio_burn::Reduction;
 use diffbio_burn::losses::negative_binomial::{NegativeBinomialLoss, NegativeBinomialLossConfig};
+use diffbio_burn::nn::softmax;
+use diffbio_burn::special::ln_1p;
 use diffbio_burn_data::counts::{CellDataset, CountsBatch, CountsBatcher, read_10x_mtx};
 
 /// Counts → 32-d code → gene proportions × library size = NB mean; one `theta` per gene.
@@ -43,7 +45,7 @@ impl<B: Backend> CountAutoencoder<B> {
 
     /// NB negative log-likelihood per cell (`BatchMean`), with the predicted means.
     fn forward(&self, batch: CountsBatch<B>) -> RegressionOutput<B> {
-        let code = relu(self.encoder.forward(batch.counts.clone().log1p()));
+        let code = relu(self.encoder.forward(ln_1p(batch.counts.clone())));
         let mu = softmax(self.decoder.forward(code), 1) * batch.library;
         let theta = self.log_theta.val().exp();
         let loss = self.nb.forward(

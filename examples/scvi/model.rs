@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Transaction};
 use burn::train::metric::{Adaptor, ItemLazy};
@@ -16,6 +16,8 @@ use diffbio_burn::Reduction;
 use diffbio_burn::losses::negative_binomial::{NegativeBinomialLoss, NegativeBinomialLossConfig};
 use diffbio_burn::losses::vae::VaeLossConfig;
 use diffbio_burn::losses::zinb::{ZinbLoss, ZinbLossConfig};
+use diffbio_burn::nn::softmax;
+use diffbio_burn::special::ln_1p;
 use diffbio_burn_data::counts::CountsBatch;
 
 use crate::common::train::BatchStats;
@@ -114,7 +116,7 @@ impl<B: Backend> Scvi<B> {
     pub fn encode(&self, counts: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let h = self
             .dropout
-            .forward(relu(self.encoder_hidden.forward(counts.log1p())));
+            .forward(relu(self.encoder_hidden.forward(ln_1p(counts))));
         (
             self.encoder_mean.forward(h.clone()),
             self.encoder_logvar.forward(h),

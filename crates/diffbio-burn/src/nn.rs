@@ -5,9 +5,14 @@
 //! on which `burn-ndarray` 0.21's convolution is slow: forward + backward of BPNet's layers on
 //! a `[64, C, ~850]` batch take 1.9–2.5 s with it and 11–32 ms with this kernel
 //! (`benches/conv.rs`).
+//!
+//! [`softmax`] is `burn::tensor::activation::softmax` with a fused host kernel over the last
+//! dimension: scVI's decoder turns every cell's gene scores into proportions with it, and
+//! Burn's composite (five element-wise passes forward, more backward, each on one thread on
+//! `burn-ndarray`) was a visible part of a training step.
 
 use burn::nn::conv::Conv1d;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{DType, Tensor, backend::Backend};
 
 use crate::dispatch::host_or;
 
@@ -90,4 +95,33 @@ fn host_conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>, geometry: Geometry
         None => Tensor::zeros([geometry.c_out], (&x.device(), x.dtype())),
     };
     crate::host::conv::conv1d(x, conv.weight.val(), bias, geometry)
+}
+
+/// `softmax(x, dim)`, computed by a fused host kernel where that applies.
+///
+/// ```text
+/// y = exp(x - max x) / Σ exp(x - max x)        (along `dim`)
+/// ```
+///
+/// For tensors in host memory (`NdArray<f32|f64>` and `Autodiff` of them) and `dim` the last
+/// dimension: one multi-threaded pass over the rows in `f64`, rounded once to the tensor's
+/// precision, and one custom `burn-autodiff` operation for the backward pass
+/// (`dx = y ⊙ (dy - Σ dy ⊙ y)`). Every other case, and every other backend, calls
+/// `burn::tensor::activation::softmax(x, dim)`. NaN in a row gives a NaN row on both.
+///
+/// # Shapes
+/// - `x`: any; output: the same.
+///
+/// # Panics
+/// If `dim >= D`, as Burn's `softmax`.
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let host = dim + 1 == D
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && x.shape().num_elements() > 0;
+    host_or!(
+        B,
+        host,
+        crate::host::softmax::softmax_last(x),
+        burn::tensor::activation::softmax(x, dim)
+    )
 }

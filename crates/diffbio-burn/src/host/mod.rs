@@ -39,6 +39,7 @@ pub(crate) mod nb;
 pub(crate) mod pointwise;
 pub(crate) mod profile;
 pub(crate) mod simd;
+pub(crate) mod softmax;
 pub(crate) mod special;
 
 /// Whether tensors of `B` live in host memory (the device is `NdArrayDevice`), so the fused

@@ -26,5 +26,6 @@ mod hmm_training;
 mod nb_accuracy;
 mod parity;
 mod paths;
+mod softmax;
 mod special_accuracy;
 mod stability;

@@ -22,3 +22,4 @@ mod hmm_f64;
 mod nb_accuracy_f64;
 mod parity_f64;
 mod paths_f64;
+mod softmax_f64;
