@@ -7,12 +7,11 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Transaction;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::Adaptor;
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
 use diffbio_burn::losses::bpnet::BpnetMixtureLoss;
-use diffbio_burn::nn::conv1d;
+use diffbio_burn::nn::{conv1d, conv1d_relu};
 
 use crate::common::train::{BatchStats, clip_global_norm};
 
@@ -101,9 +100,9 @@ impl<B: Backend> Bpnet<B> {
             len > 2 * trim,
             "Bpnet: input length {len} must exceed twice the trimming {trim}"
         );
-        let mut h = relu(conv1d(&self.stem, one_hot));
+        let mut h = conv1d_relu(&self.stem, one_hot);
         for layer in &self.tower {
-            h = h.clone() + relu(conv1d(layer, h));
+            h = h.clone() + conv1d_relu(layer, h);
         }
         let filters = h.dims()[1];
         // bpnet-lite convolves the whole window and trims; only the output window plus the

@@ -4,7 +4,8 @@
 //! such as BPNet stack dilated 1-D convolutions over long sequences with few channels, a shape
 //! on which `burn-ndarray` 0.21's convolution is slow: forward + backward of BPNet's layers on
 //! a `[64, C, ~850]` batch take 1.9–2.5 s with it and 11–32 ms with this kernel
-//! (`benches/conv.rs`).
+//! (`benches/conv.rs`). [`conv1d_relu`] fuses the ReLU that follows each of BPNet's stem and
+//! tower convolutions into the same kernel.
 //!
 //! [`softmax`] is `burn::tensor::activation::softmax` with a fused host kernel over the last
 //! dimension: scVI's decoder turns every cell's gene scores into proportions with it, and
@@ -38,12 +39,31 @@ use crate::dispatch::host_or;
 /// As `Conv1d::forward`: if `x`'s channels differ from the layer's input channels or the
 /// output would be empty.
 pub fn conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let geometry = host_geometry(conv, &x);
+    let geometry = host_geometry(conv, &x, false);
     host_or!(
         B,
         geometry.is_some(),
         host_conv1d(conv, x, geometry.expect("checked")),
         conv.forward(x)
+    )
+}
+
+/// `relu(conv.forward(x))`: [`conv1d`] with the ReLU fused into the host kernel's output
+/// pass and its backward step (the upstream gradient masked by `y > 0` before the transposed
+/// products), where the host kernel applies; `relu(conv.forward(x))` elsewhere. Profile
+/// models apply a ReLU after every convolution of the stem and the tower, and on
+/// `burn-ndarray` the separate ReLU is a pass forward and two backward over the layer's
+/// whole output, on one thread.
+///
+/// # Shapes and panics
+/// As [`conv1d`].
+pub fn conv1d_relu<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let geometry = host_geometry(conv, &x, true);
+    host_or!(
+        B,
+        geometry.is_some(),
+        host_conv1d(conv, x, geometry.expect("checked")),
+        burn::tensor::activation::relu(conv.forward(x))
     )
 }
 
@@ -54,7 +74,7 @@ type Geometry = ();
 
 /// The sizes for the host kernel, if it applies to this layer and input.
 #[cfg(feature = "ndarray")]
-fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>) -> Option<Geometry> {
+fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>, relu: bool) -> Option<Geometry> {
     use burn::nn::PaddingConfig1d;
     use burn::tensor::DType;
 
@@ -80,11 +100,12 @@ fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>) -> Option<Geome
         dilation: conv.dilation,
         pad_left,
         out_len: padded - reach,
+        relu,
     })
 }
 
 #[cfg(not(feature = "ndarray"))]
-fn host_geometry<B: Backend>(_: &Conv1d<B>, _: &Tensor<B, 3>) -> Option<Geometry> {
+fn host_geometry<B: Backend>(_: &Conv1d<B>, _: &Tensor<B, 3>, _: bool) -> Option<Geometry> {
     None
 }
 

@@ -49,6 +49,9 @@ pub(crate) struct Geometry {
     pub(crate) pad_left: usize,
     /// Output length.
     pub(crate) out_len: usize,
+    /// Whether a ReLU follows (`y = max(conv, 0)`, fused into the output pass and the
+    /// backward step).
+    pub(crate) relu: bool,
 }
 
 /// `C += A·B` for strided row-major matrices (`matrixmultiply`'s `sgemm`/`dgemm`).
@@ -299,6 +302,14 @@ fn forward<E: Gemm>(g: Geometry, x: &[E], w: &[E], b: &[E]) -> Vec<E> {
                     g.add_shifted(scratch, y);
                 }
             }
+            if g.relu {
+                // As Burn's `relu`: `x <= 0` becomes 0, NaN stays NaN.
+                for v in y.iter_mut() {
+                    if v.to_f64() <= 0.0 {
+                        *v = zero;
+                    }
+                }
+            }
         },
     );
     y
@@ -510,6 +521,7 @@ fn tracked<B: Backend, I: Backend, E: Gemm>(
             ConvState {
                 x: x.primitive,
                 weight: weight.primitive,
+                y: g.relu.then(|| value.clone()),
             },
             value,
         ),
@@ -519,11 +531,12 @@ fn tracked<B: Backend, I: Backend, E: Gemm>(
     Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
-/// What the backward step keeps: the input and the weight.
+/// What the backward step keeps: the input, the weight and, with a fused ReLU, the output.
 #[derive(Debug, Clone)]
 struct ConvState<I: Backend> {
     x: FloatTensor<I>,
     weight: FloatTensor<I>,
+    y: Option<FloatTensor<I>>,
 }
 
 /// Backward step of [`conv1d`].
@@ -540,8 +553,9 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
             HostTensor::of(&Tensor::<I, 3>::from_primitive(TensorPrimitive::Float(t)))
         };
         let (dy, x, weight) = (host(dy), host(ops.state.x), host(ops.state.weight));
+        let y = ops.state.y.map(host);
         let needed = ops.parents.each_ref().map(Option::is_some);
-        let inputs = (&x, &weight, &dy);
+        let inputs = (&x, &weight, &dy, y.as_ref());
         let gradients = match dy.dtype() {
             DType::F32 => gradients::<I, f32>(self.0, needed, inputs, &device),
             DType::F64 => gradients::<I, f64>(self.0, needed, inputs, &device),
@@ -555,20 +569,24 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
     }
 }
 
-/// The gradients of `x`, the weight and the bias, each where `needed`.
+/// The gradients of `x`, the weight and the bias, each where `needed`; with a fused ReLU
+/// (its output `y` given) the upstream gradient first passes its mask (`y > 0`, as Burn's
+/// `relu` backward).
 fn gradients<I: Backend, E: Gemm>(
     g: Geometry,
     needed: [bool; 3],
-    (x, weight, dy): (&HostTensor, &HostTensor, &HostTensor),
+    (x, weight, dy, y): (&HostTensor, &HostTensor, &HostTensor, Option<&HostTensor>),
     device: &I::Device,
 ) -> [Option<FloatTensor<I>>; 3] {
     let primitive = |t: Tensor<I, 3>| t.into_primitive().tensor();
+    let masked: Option<Vec<E>> = y.map(|y| relu_mask(y.slice(), dy.slice()));
+    let dy = masked.as_deref().unwrap_or_else(|| dy.slice());
     let dx = needed[0].then(|| {
-        let dx = grad_input::<E>(g, weight.slice(), dy.slice());
+        let dx = grad_input::<E>(g, weight.slice(), dy);
         primitive(tensor_from::<I, E, 3>(dx, [g.n, g.c_in, g.len], device))
     });
     let (dw, db) = if needed[1] || needed[2] {
-        let (dw, db) = grad_params::<E>(g, x.slice(), dy.slice());
+        let (dw, db) = grad_params::<E>(g, x.slice(), dy);
         let dw = primitive(tensor_from::<I, E, 3>(dw, [g.c_out, g.c_in, g.k], device));
         let db = tensor_from::<I, E, 1>(db, [g.c_out], device);
         (Some(dw), Some(db.into_primitive().tensor()))
@@ -576,4 +594,19 @@ fn gradients<I: Backend, E: Gemm>(
         (None, None)
     };
     [dx, dw.filter(|_| needed[1]), db.filter(|_| needed[2])]
+}
+
+/// `dy` where `y > 0`, 0 elsewhere (the ReLU's backward step), in parallel.
+fn relu_mask<E: HostFloat>(y: &[E], dy: &[E]) -> Vec<E> {
+    const CHUNK: usize = 1 << 14;
+    let zero = E::from_f64(0.0);
+    let mut out = vec![zero; dy.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(out, (y, dy))| {
+            for ((o, &y), &d) in out.iter_mut().zip(y).zip(dy) {
+                *o = if y.to_f64() <= 0.0 { zero } else { d };
+            }
+        });
+    out
 }

@@ -1,13 +1,15 @@
 //! `nn::conv1d` (the fused host convolution) against Burn's own `Conv1d::forward`, values and
 //! the gradients of input, weight and bias, on `Autodiff<NdArray<f64>>` and on plain
-//! `NdArray<f64>`, for the shapes BPNet uses and the edges of the padding arithmetic.
+//! `NdArray<f64>`, for the shapes BPNet uses and the edges of the padding arithmetic; and
+//! `nn::conv1d_relu` (the ReLU fused in) against `relu(Conv1d::forward)`.
 
 use crate::common::{AdF64 as B, F64, assert_close, assert_native_float_dtype, to_f64};
 use burn::module::{AutodiffModule, Param};
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::tensor::activation::relu;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use diffbio_burn::nn::conv1d;
+use diffbio_burn::nn::{conv1d, conv1d_relu};
 
 /// `(batch, c_in, c_out, kernel, dilation, padding, length, bias)`.
 type Case = (
@@ -105,6 +107,43 @@ fn fused_conv1d_equals_burns_values_and_gradients() {
             assert_eq!(a.len(), b.len(), "case {i} {what}: sizes");
             assert_close(&format!("case {i} {case:?}: {what}"), a, b, 1e-13, 1e-12);
         }
+    }
+}
+
+#[test]
+fn fused_conv1d_relu_equals_burns_conv_then_relu() {
+    for (i, case) in cases().iter().enumerate() {
+        let conv = layer(case);
+        let (n, c_in, len) = (case.0, case.1, case.6);
+        let x = input(case, 100 + i as u64);
+        let ours = run(&conv, &x, [n, c_in, len], conv1d_relu);
+        let burns = run(&conv, &x, [n, c_in, len], |c, x| relu(c.forward(x)));
+        // About half the outputs are clipped: the masks must agree, not just the sums.
+        let clipped = burns[0].iter().filter(|&&v| v == 0.0).count();
+        assert!(
+            clipped > 0 && clipped < burns[0].len(),
+            "case {i}: {clipped} clipped"
+        );
+        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
+            .iter()
+            .zip(ours.iter().zip(&burns))
+        {
+            assert_close(&format!("case {i} relu: {what}"), a, b, 1e-13, 1e-12);
+        }
+        let plain = layer(case).valid();
+        let x =
+            Tensor::<F64, 3>::from_data(TensorData::new(x, [n, c_in, len]), &Default::default());
+        let (ours, burns) = (
+            to_f64(conv1d_relu(&plain, x.clone())),
+            to_f64(relu(plain.forward(x))),
+        );
+        assert_close(
+            &format!("case {i} relu: inference"),
+            &ours,
+            &burns,
+            1e-13,
+            1e-12,
+        );
     }
 }
 
