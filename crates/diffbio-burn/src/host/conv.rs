@@ -27,7 +27,7 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use rayon::prelude::*;
 
 use super::autodiff::primitive;
-use super::{HostFloat, HostTensor, downcast, tensor_from};
+use super::{CHUNK, HostFloat, HostTensor, downcast, tensor_from};
 use crate::special::is_autodiff;
 
 /// The sizes of one convolution.
@@ -598,7 +598,6 @@ fn gradients<I: Backend, E: Gemm>(
 
 /// `dy` where `y > 0`, 0 elsewhere (the ReLU's backward step), in parallel.
 fn relu_mask<E: HostFloat>(y: &[E], dy: &[E]) -> Vec<E> {
-    const CHUNK: usize = 1 << 14;
     let zero = E::from_f64(0.0);
     let mut out = vec![zero; dy.len()];
     out.par_chunks_mut(CHUNK)

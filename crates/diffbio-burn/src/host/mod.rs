@@ -42,6 +42,10 @@ pub(crate) mod simd;
 pub(crate) mod softmax;
 pub(crate) mod special;
 
+/// Elements per rayon task of the element-wise and row-wise kernels (about 64–128 KiB of
+/// input): large enough that task overhead is small, small enough to spread over threads.
+pub(crate) const CHUNK: usize = 1 << 14;
+
 /// Whether tensors of `B` live in host memory (the device is `NdArrayDevice`), so the fused
 /// CPU kernels of this module apply.
 pub fn on_host<B: Backend>() -> bool {

@@ -6,10 +6,7 @@ use burn::tensor::{DType, Tensor, backend::Backend};
 use rayon::prelude::*;
 
 use super::autodiff::attach;
-use super::{HostFloat, HostTensor, simd, tensor_from};
-
-/// Rows of this many elements are one rayon task.
-const CHUNK: usize = 1 << 14;
+use super::{CHUNK, HostFloat, HostTensor, simd, tensor_from};
 
 /// `loss[i] = f(inputs[0][i], .., inputs[K-1][i]).0` for same-shaped `inputs`, with
 /// `∂loss[i]/∂inputs[wrt[k]][i] = f(..).1[k]`, as a tensor of `inputs`' shape (`scale: None`)

@@ -22,11 +22,8 @@ use rayon::prelude::*;
 
 use super::autodiff::primitive;
 use super::special::exp;
-use super::{HostFloat, HostTensor, downcast, simd, tensor_from};
+use super::{CHUNK, HostFloat, HostTensor, downcast, simd, tensor_from};
 use crate::special::is_autodiff;
-
-/// Rows of at least this many elements in all are one rayon task.
-const CHUNK: usize = 1 << 14;
 
 /// Softmax over the last dimension of `x`, tracked by `burn-autodiff` as one operation where
 /// `B` is `Autodiff<NdArray<_>>`. The caller checks that `B` keeps tensors in host memory,
