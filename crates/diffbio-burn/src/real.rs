@@ -100,6 +100,12 @@ pub(crate) trait Real:
 /// fast-decaying series here the rounding is as good as Horner's.
 #[inline(always)]
 pub(crate) fn estrin(c: &[f64], x: f64) -> f64 {
+    estrin_with::<false>(c, x)
+}
+
+/// [`estrin`], each pair `c[2i] + c[2i+1]·x` rounded once where `FMA` (see [`mul_add`]).
+#[inline(always)]
+pub(crate) fn estrin_with<const FMA: bool>(c: &[f64], x: f64) -> f64 {
     let mut buf = [0.0; 32];
     let mut len = c.len();
     buf[..len].copy_from_slice(c);
@@ -108,7 +114,7 @@ pub(crate) fn estrin(c: &[f64], x: f64) -> f64 {
         let half = len.div_ceil(2);
         for i in 0..half {
             buf[i] = if 2 * i + 1 < len {
-                buf[2 * i] + buf[2 * i + 1] * x
+                mul_add::<FMA>(buf[2 * i + 1], x, buf[2 * i])
             } else {
                 buf[2 * i]
             };
@@ -116,6 +122,15 @@ pub(crate) fn estrin(c: &[f64], x: f64) -> f64 {
         (len, x) = (half, x * x);
     }
     buf[0]
+}
+
+/// `a·b + c`, rounded once where `FMA` ([`f64::mul_add`]: one `vfmadd` inside the host
+/// kernels' AVX2+FMA copies, so a polynomial step costs one instruction instead of two),
+/// twice otherwise. Host kernels take `const FMA: bool`: `true` in their AVX2+FMA copy,
+/// `host::simd::BASELINE_FMA` in the baseline one.
+#[inline(always)]
+pub(crate) fn mul_add<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// `max(x, lo)` that keeps NaN (`f64::max` returns `lo` for a NaN `x`).

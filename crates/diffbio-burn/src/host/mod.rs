@@ -146,6 +146,10 @@ impl HostTensor {
 
 /// A float element the host kernels read and write: `f32` or `f64`, NdArray's float types.
 pub(crate) trait HostFloat: burn::tensor::Element + Copy + Send + Sync {
+    /// Terms of `eʳ`'s Taylor series (`|r| <= ln 2 / 2`) that results rounded to this
+    /// precision need: 14 for `f64` (truncation < 5e-18 relative), 10 for `f32` (< 1e-11,
+    /// under a ten-thousandth of `f32`'s rounding). See [`special::exp_nonpositive`].
+    const EXP_TERMS: usize;
     /// Rounds an `f64` result to this precision.
     fn from_f64(v: f64) -> Self;
     /// Widens to `f64`.
@@ -155,6 +159,7 @@ pub(crate) trait HostFloat: burn::tensor::Element + Copy + Send + Sync {
 }
 
 impl HostFloat for f32 {
+    const EXP_TERMS: usize = 10;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -172,6 +177,7 @@ impl HostFloat for f32 {
 }
 
 impl HostFloat for f64 {
+    const EXP_TERMS: usize = 14;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v

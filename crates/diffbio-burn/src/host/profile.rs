@@ -69,27 +69,41 @@ fn nll_row_body<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f6
     row_nll(total, dot, sum_ln_factorial(c))
 }
 
-/// `(Σ y, Σ y·l)` in eight lanes each (a single running sum is a serial dependency chain),
-/// without branches on the (mostly zero) counts.
+/// Accumulator lanes of the row kernels: a single running sum (or maximum) is a serial
+/// dependency chain, eight independent ones vectorise.
+const LANES: usize = 8;
+
+/// `(Σ y, Σ y·l)`, each in its own loop of [`LANES`] lanes: with both in one loop, LLVM's
+/// SLP vectoriser paired `(y, y·l)` in two-lane registers and the loop ran at scalar speed.
 #[inline(always)]
-fn count_sums<E: HostFloat>(y: &[E], l: &[E]) -> (f64, f64) {
-    let mut lanes = [[0.0; 8]; 2];
-    let (y_chunks, l_chunks) = (y.chunks_exact(8), l.chunks_exact(8));
-    let tail = y_chunks.remainder().iter().zip(l_chunks.remainder());
-    for (yc, lc) in y_chunks.zip(l_chunks) {
-        for j in 0..8 {
-            let yk = yc[j].to_f64();
-            lanes[0][j] += yk;
-            lanes[1][j] += yk * lc[j].to_f64();
+fn count_sums<E: HostFloat, F: HostFloat>(y: &[E], l: &[F]) -> (f64, f64) {
+    (lanes_dot(y, y, |a, _| a), lanes_dot(y, l, |a, b| a * b))
+}
+
+/// `Σ f(a, b)` over `a` and `b` (zipped, the length of the shorter), in [`LANES`] lanes.
+#[inline(always)]
+fn lanes_dot<E: HostFloat, F: HostFloat>(a: &[E], b: &[F], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0.0; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = a_chunks.remainder().iter().zip(b_chunks.remainder());
+    for (ac, bc) in a_chunks.zip(b_chunks) {
+        for j in 0..LANES {
+            acc[j] += f(ac[j].to_f64(), bc[j].to_f64());
         }
     }
-    let [mut total, mut dot] = lanes.map(|lane| lane.iter().sum::<f64>());
-    for (yk, lk) in tail {
-        let yk = yk.to_f64();
-        total += yk;
-        dot += yk * lk.to_f64();
+    let sum = acc.iter().sum::<f64>();
+    tail.fold(sum, |sum, (ak, bk)| sum + f(ak.to_f64(), bk.to_f64()))
+}
+
+/// `x ← exp(x - max)` for `x <= max` (results to be rounded to `E`), returning `Σ exp(x - max)`: a plain loop (the loop
+/// vectoriser takes it; `exp` inside fixed lanes was unrolled to scalar code instead), then
+/// the sum in lanes.
+#[inline(always)]
+fn exp_shifted_sum<E: HostFloat, const FMA: bool>(x: &mut [f64], max: f64) -> f64 {
+    for v in x.iter_mut() {
+        *v = exp_nonpositive::<E, FMA>(*v - max);
     }
-    (total, dot)
+    simd::lanes_fold(x, 0.0, |a, v| a + v)
 }
 
 /// One row of the multinomial NLL of counts `y` under `softmax(l)`:
@@ -104,7 +118,7 @@ fn softmax_nll_row<E: HostFloat>(
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
     simd::dispatch!(
-        softmax_nll_row_body,
+        softmax_nll_row_body::<_, { simd::BASELINE_FMA }>,
         softmax_nll_row_wide,
         (l, y, w, d, scratch)
     )
@@ -120,31 +134,27 @@ fn softmax_nll_row_wide<E: HostFloat>(
     d: &mut [E],
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
-    softmax_nll_row_body(l, y, w, d, scratch)
+    softmax_nll_row_body::<E, true>(l, y, w, d, scratch)
 }
 
+/// Passes over the row: widen, maximum, count sums, `exp` with its sum, the derivative. Plain loops over fixed lanes only, so that they are inlined into the
+/// AVX2 copy and vectorise (`map(..).collect()` was outlined without the target features).
 #[inline(always)]
-fn softmax_nll_row_body<E: HostFloat>(
+fn softmax_nll_row_body<E: HostFloat, const FMA: bool>(
     l: &[E],
     y: &[E],
     w: f64,
     d: &mut [E],
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
-    // Plain loops and lane-wise reductions only: they are inlined into the AVX2 copy and
-    // vectorise (`map(..).collect()` was outlined without the target features, and a single
-    // running max or sum is a serial dependency chain).
     scratch.resize(l.len(), 0.0);
     let shifted = &mut scratch[..];
     for (s, v) in shifted.iter_mut().zip(l) {
         *s = v.to_f64();
     }
     let max = simd::lanes_fold(shifted, f64::NEG_INFINITY, |m, v| if v > m { v } else { m });
-    for s in shifted.iter_mut() {
-        *s = exp_nonpositive(*s - max);
-    }
-    let sum_exp = simd::lanes_fold(shifted, 0.0, |a, v| a + v);
-    let (total, dot) = count_sums(y, l);
+    let (total, dot) = count_sums(y, shifted);
+    let sum_exp = exp_shifted_sum::<E, FMA>(shifted, max);
     let lse = max + sum_exp.ln();
     let softmax_scale = w * total / sum_exp;
     for k in 0..l.len() {

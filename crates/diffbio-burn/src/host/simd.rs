@@ -8,9 +8,10 @@
 
 /// `dispatch!(name, name_wide, (args..))` calls `name_wide(args..)` (the
 /// `#[target_feature(enable = "avx2,fma")]` copy of the `#[inline(always)]` function `name`)
-/// when the CPU supports both features, else `name(args..)`.
+/// when the CPU supports both features, else `name(args..)`. `name` may carry generic
+/// arguments (`body::<_, { simd::BASELINE_FMA }>`, see [`BASELINE_FMA`]).
 macro_rules! dispatch {
-    ($f:ident, $wide:ident, ($($arg:expr),* $(,)?)) => {{
+    ($f:expr, $wide:ident, ($($arg:expr),* $(,)?)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
@@ -30,6 +31,12 @@ macro_rules! dispatch {
 }
 
 pub(crate) use dispatch;
+
+/// Whether the baseline copies may use [`f64::mul_add`] (see [`crate::real::mul_add`]): only
+/// where every CPU of the target has a fused multiply-add instruction. On baseline x86-64 it
+/// is a libm call (a software FMA, tens of cycles), so there the baseline copies multiply and
+/// add separately; the `_wide` copies pass `true`.
+pub(crate) const BASELINE_FMA: bool = cfg!(any(target_feature = "fma", target_arch = "aarch64"));
 
 /// `x` folded with `f` in eight independent lanes, then the lanes folded in order: the lanes
 /// vectorise (inside a `dispatch!`ed kernel) where one accumulator would be a serial

@@ -21,7 +21,7 @@ use burn::tensor::{DType, Tensor, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
 use super::autodiff::primitive;
-use super::special::exp;
+use super::special::exp_with;
 use super::{CHUNK, HostFloat, HostTensor, downcast, simd, tensor_from};
 use crate::special::is_autodiff;
 
@@ -64,7 +64,11 @@ fn forward<E: HostFloat>(x: &[E], len: usize) -> Vec<E> {
         .zip(x.par_chunks(chunk))
         .for_each_init(Vec::new, |scratch, (y, x)| {
             for (y, x) in y.chunks_mut(len).zip(x.chunks(len)) {
-                simd::dispatch!(row_forward, row_forward_wide, (scratch, x, y));
+                simd::dispatch!(
+                    row_forward::<_, { simd::BASELINE_FMA }>,
+                    row_forward_wide,
+                    (scratch, x, y)
+                );
             }
         });
     y
@@ -74,18 +78,18 @@ fn forward<E: HostFloat>(x: &[E], len: usize) -> Vec<E> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn row_forward_wide<E: HostFloat>(scratch: &mut Vec<f64>, x: &[E], y: &mut [E]) {
-    row_forward(scratch, x, y)
+    row_forward::<E, true>(scratch, x, y)
 }
 
 /// One row: `e = exp(x - max)` in `scratch`, then `y = e / Σ e`. A NaN is not the maximum
 /// (comparisons with it are false) but `NaN - max` is NaN, and so is the sum.
 #[inline(always)]
-fn row_forward<E: HostFloat>(scratch: &mut Vec<f64>, x: &[E], y: &mut [E]) {
+fn row_forward<E: HostFloat, const FMA: bool>(scratch: &mut Vec<f64>, x: &[E], y: &mut [E]) {
     scratch.clear();
     scratch.extend(x.iter().map(|v| v.to_f64()));
     let max = simd::lanes_fold(scratch, f64::NEG_INFINITY, |m, v| if v > m { v } else { m });
     for e in scratch.iter_mut() {
-        *e = exp(*e - max);
+        *e = exp_with::<E, FMA>(*e - max);
     }
     let inv_sum = simd::lanes_fold(scratch, 0.0, |a, v| a + v).recip();
     for (y, e) in y.iter_mut().zip(scratch.iter()) {

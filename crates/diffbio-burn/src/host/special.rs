@@ -1,6 +1,7 @@
 //! Scalar `f64` special functions for the host kernels.
 
-use crate::real::{estrin, max_keep_nan, min_keep_nan};
+use super::HostFloat;
+use crate::real::{estrin, estrin_with, max_keep_nan, min_keep_nan};
 use std::sync::OnceLock;
 
 /// `ln 2` split as fdlibm does: `LN2_HI` has 32 trailing zero bits, so `k·LN2_HI` is exact
@@ -85,13 +86,15 @@ pub(crate) fn sum_ln_factorial<E: super::HostFloat>(x: &[E]) -> f64 {
     })
 }
 
-/// `eˣ` for `x <= 0` without branches or calls, so that loops over it vectorise: Cody–Waite
-/// reduction `x = n·ln 2 + r`, `|r| <= ln 2 / 2`, a degree-13 Taylor polynomial for `eʳ`
-/// (truncation < 5e-18 relative) and `2ⁿ` from the exponent bits. Within 2 ulp of `f64::exp`
-/// (tested); results below `e⁻⁷⁰⁸` flush to 0 instead of going subnormal.
+/// `eˣ` for `x <= 0`, for results that are rounded to `E`, without branches or calls, so that
+/// loops over it vectorise: Cody–Waite reduction `x = n·ln 2 + r`, `|r| <= ln 2 / 2`, the
+/// Taylor polynomial of `eʳ` to `E::EXP_TERMS` terms (degree 13 for `f64`, 9 for `f32`) and
+/// `2ⁿ` from the exponent bits. For `f64` within 2 ulp of `f64::exp`, for `f32` within 2e-11
+/// relative (tested, with and without `FMA`: the polynomial's steps rounded once, see
+/// [`crate::real::mul_add`]); results below `e⁻⁷⁰⁸` flush to 0 instead of going subnormal.
 #[inline(always)]
-pub(crate) fn exp_nonpositive(x: f64) -> f64 {
-    let (e, n_bits) = exp_parts(x.max(-708.0));
+pub(crate) fn exp_nonpositive<E: HostFloat, const FMA: bool>(x: f64) -> f64 {
+    let (e, n_bits) = exp_parts::<FMA>(x.max(-708.0), E::EXP_TERMS);
     let scale = f64::from_bits(n_bits.wrapping_add(1023) << 52);
     if x < -708.0 { 0.0 } else { e * scale }
 }
@@ -102,7 +105,14 @@ pub(crate) fn exp_nonpositive(x: f64) -> f64 {
 /// (tested).
 #[inline(always)]
 pub(crate) fn exp(x: f64) -> f64 {
-    let (e, n_bits) = exp_parts(min_keep_nan(max_keep_nan(x, -708.0), 710.0));
+    exp_with::<f64, false>(x)
+}
+
+/// [`exp`] for results rounded to `E` (the polynomial's length as in [`exp_nonpositive`]),
+/// its steps fused where `FMA` (see [`crate::real::mul_add`]).
+#[inline(always)]
+pub(crate) fn exp_with<E: HostFloat, const FMA: bool>(x: f64) -> f64 {
+    let (e, n_bits) = exp_parts::<FMA>(min_keep_nan(max_keep_nan(x, -708.0), 710.0), E::EXP_TERMS);
     let half_scale = f64::from_bits(n_bits.wrapping_add(1022) << 52);
     if x < -708.0 {
         0.0
@@ -112,9 +122,10 @@ pub(crate) fn exp(x: f64) -> f64 {
 }
 
 /// `(eʳ, n)` with `x = n·ln 2 + r`, `|r| <= ln 2 / 2`, `n` as the low bits of an integer
-/// (two's complement), for `x` in `[-708, 710]` (or NaN).
+/// (two's complement), for `x` in `[-708, 710]` (or NaN); `eʳ` from the first `terms` terms of
+/// its Taylor series.
 #[inline(always)]
-fn exp_parts(x: f64) -> (f64, u64) {
+fn exp_parts<const FMA: bool>(x: f64, terms: usize) -> (f64, u64) {
     // Adding 1.5·2⁵² rounds to the nearest integer `n` (ties to even) in the low mantissa
     // bits, so neither a rounding call nor a float-to-integer conversion is needed (neither
     // vectorises on SSE2; the latter not on AVX2 either).
@@ -123,7 +134,7 @@ fn exp_parts(x: f64) -> (f64, u64) {
     let n = shifted - SHIFTER;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let n_bits = shifted.to_bits().wrapping_sub(SHIFTER.to_bits());
-    (estrin(&EXP_TAYLOR, r), n_bits)
+    (estrin_with::<FMA>(&EXP_TAYLOR[..terms], r), n_bits)
 }
 
 /// `ln(1 + x)` for `x >= 0` without branches or calls, so that loops over it vectorise.
@@ -245,8 +256,9 @@ mod tests {
             let t = f64::from(i) / 200_000.0;
             // exp over [-708, 0], densest near 0.
             let x = -708.0 * t.powi(3);
-            let (got, want) = (exp_nonpositive(x), x.exp());
-            worst.0 = worst.0.max(ulps(got, want));
+            let want = x.exp();
+            worst.0 = worst.0.max(ulps(exp_nonpositive::<f64, false>(x), want));
+            worst.0 = worst.0.max(ulps(exp_nonpositive::<f64, true>(x), want));
             // ln_1p over [0, 1e12], log-spaced, plus tiny and exact-power-of-two arguments.
             let y = (1e-300f64.ln() + t * (1e12f64.ln() - 1e-300f64.ln())).exp();
             let (got, want) = (ln_1p_nonnegative(y), y.ln_1p());
@@ -264,14 +276,46 @@ mod tests {
         ] {
             worst.1 = worst.1.max(ulps(ln_1p_nonnegative(y), y.ln_1p()));
         }
-        assert_eq!(exp_nonpositive(-1000.0), 0.0);
-        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive::<f64, false>(-1000.0), 0.0);
+        assert_eq!(exp_nonpositive::<f64, false>(0.0), 1.0);
         assert!(
             worst.0 <= 2 && worst.1 <= 2,
             "max ulp error: exp {}, ln_1p {}",
             worst.0,
             worst.1
         );
+    }
+
+    /// The `f32`-length polynomial: within 2e-11 relative of `f64::exp`, with and without
+    /// FMA, over the whole range (a ten-thousandth of `f32`'s rounding, 6e-8).
+    #[test]
+    fn exp_for_f32_results_is_within_2e_11() {
+        let mut worst: f64 = 0.0;
+        for i in 0..=200_000 {
+            let t = f64::from(i) / 200_000.0;
+            let x = -708.0 + t * (f64::MAX.ln() + 708.0);
+            let want = x.exp();
+            for got in [exp_with::<f32, false>(x), exp_with::<f32, true>(x)] {
+                worst = worst.max((got - want).abs() / want);
+            }
+            if x <= 0.0 {
+                for got in [
+                    exp_nonpositive::<f32, false>(x),
+                    exp_nonpositive::<f32, true>(x),
+                ] {
+                    worst = worst.max((got - want).abs() / want);
+                }
+            }
+        }
+        assert!(worst <= 2e-11, "max relative error {worst:e}");
+        assert!(
+            worst > 1e-14,
+            "the f32 polynomial is the short one ({worst:e})"
+        );
+        assert_eq!(exp_nonpositive::<f32, true>(0.0), 1.0);
+        assert_eq!(exp_nonpositive::<f32, true>(-1000.0), 0.0);
+        assert_eq!(exp_with::<f32, true>(710.0), f64::INFINITY);
+        assert!(exp_with::<f32, true>(f64::NAN).is_nan());
     }
 
     #[test]
@@ -282,6 +326,7 @@ mod tests {
             // exp over [-708, ln(f64::MAX)], both ends included.
             let x = -708.0 + t * (f64::MAX.ln() + 708.0);
             worst.0 = worst.0.max(ulps(exp(x), x.exp()));
+            worst.0 = worst.0.max(ulps(exp_with::<f64, true>(x), x.exp()));
             // ln_1p over (-1, 0): 1 + y from 2⁻⁵³ to 1, log-spaced; and over [0, 1e300].
             let u = (-53.0 * (1.0 - t) * core::f64::consts::LN_2).exp();
             let y = u - 1.0;
