@@ -261,7 +261,7 @@ pub fn ln_1p<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         B,
         x.shape().num_elements() > 0,
         crate::host::pointwise::map([x], [0], None, |[x]| {
-            (crate::host::special::ln_1p(x), [(1.0 + x).recip()])
+            (crate::host::special::ln_1p::<false>(x), [(1.0 + x).recip()])
         })
         .elementwise(),
         ln_1p_generic(x)

@@ -15,25 +15,26 @@
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::special;
-use crate::real::{Real, estrin, max_keep_nan, min_keep_nan, scalar_lgamma};
+use crate::real::{Real, estrin_with, max_keep_nan, min_keep_nan, scalar_lgamma};
 
-/// One `f64` of a vectorised loop (see the module docs).
+/// One `f64` of a vectorised loop (see the module docs); `FMA`: polynomial steps rounded once
+/// (see [`crate::real::mul_add`]), as the AVX2+FMA copy of a kernel passes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Lane(pub f64);
+pub(crate) struct Lane<const FMA: bool>(pub f64);
 
 macro_rules! binary {
     ($trait:ident, $method:ident, $op:tt) => {
-        impl $trait for Lane {
-            type Output = Lane;
+        impl<const FMA: bool> $trait for Lane<FMA> {
+            type Output = Self;
             #[inline(always)]
-            fn $method(self, rhs: Lane) -> Lane {
+            fn $method(self, rhs: Self) -> Self {
                 Lane(self.0 $op rhs.0)
             }
         }
-        impl $trait<f64> for Lane {
-            type Output = Lane;
+        impl<const FMA: bool> $trait<f64> for Lane<FMA> {
+            type Output = Self;
             #[inline(always)]
-            fn $method(self, rhs: f64) -> Lane {
+            fn $method(self, rhs: f64) -> Self {
                 Lane(self.0 $op rhs)
             }
         }
@@ -45,10 +46,10 @@ binary!(Sub, sub, -);
 binary!(Mul, mul, *);
 binary!(Div, div, /);
 
-impl Neg for Lane {
-    type Output = Lane;
+impl<const FMA: bool> Neg for Lane<FMA> {
+    type Output = Self;
     #[inline(always)]
-    fn neg(self) -> Lane {
+    fn neg(self) -> Self {
         Lane(-self.0)
     }
 }
@@ -59,7 +60,7 @@ fn blend<T>(mask: bool, a: T, b: T) -> T {
     if mask { a } else { b }
 }
 
-impl Real for Lane {
+impl<const FMA: bool> Real for Lane<FMA> {
     type Mask = bool;
 
     #[inline(always)]
@@ -113,15 +114,15 @@ impl Real for Lane {
     }
     #[inline(always)]
     fn ln(self) -> Self {
-        Lane(special::ln(self.0))
+        Lane(special::ln::<FMA>(self.0))
     }
     #[inline(always)]
     fn exp(self) -> Self {
-        Lane(special::exp(self.0))
+        Lane(special::exp::<f64, FMA>(self.0))
     }
     #[inline(always)]
     fn ln_1p(self) -> Self {
-        Lane(special::ln_1p(self.0))
+        Lane(special::ln_1p::<FMA>(self.0))
     }
     #[inline(always)]
     fn lgamma(self) -> Self {
@@ -129,7 +130,7 @@ impl Real for Lane {
     }
     #[inline(always)]
     fn polynomial(self, c: &[f64]) -> Self {
-        Lane(estrin(c, self.0))
+        Lane(estrin_with::<FMA>(c, self.0))
     }
 }
 
@@ -138,9 +139,15 @@ mod tests {
     use super::*;
     use crate::real::{exp_m1_minus, sigmoid_pair, softplus};
 
-    /// The shared formulas agree on both scalar executors to a few ulp, specials included.
+    /// The shared formulas agree on both scalar executors to a few ulp, specials included,
+    /// with and without fused polynomial steps.
     #[test]
     fn lane_evaluates_the_shared_formulas_as_f64_does() {
+        agrees_with_f64::<false>();
+        agrees_with_f64::<true>();
+    }
+
+    fn agrees_with_f64<const FMA: bool>() {
         let mut xs: Vec<f64> = (-4000..=4000).map(|i| f64::from(i) * 0.01).collect();
         xs.extend([
             -800.0,
@@ -154,21 +161,21 @@ mod tests {
         ]);
         xs.extend([f64::NEG_INFINITY, f64::NAN]);
         for x in xs {
-            let (s, l) = (sigmoid_pair(x), sigmoid_pair(Lane(x)));
+            let (s, l) = (sigmoid_pair(x), sigmoid_pair(Lane::<FMA>(x)));
             // (f64, Lane, scale of the rounding): `eˣ - 1 - x` is a difference of terms of
             // size 1 beyond |x| = 0.1, so its rounding is relative to them, not to the result.
             let m = -x.abs();
             let triples = [
-                (softplus(x), softplus(Lane(x)).0, softplus(x).abs()),
+                (softplus(x), softplus(Lane::<FMA>(x)).0, softplus(x).abs()),
                 (s.0, l.0.0, s.0),
                 (s.1, l.1.0, s.1),
-                (exp_m1_minus(m), exp_m1_minus(Lane(m)).0, 1.0 - m),
+                (exp_m1_minus(m), exp_m1_minus(Lane::<FMA>(m)).0, 1.0 - m),
             ];
             for (want, got, scale) in triples {
                 let close = (got - want).abs() <= 4.0 * f64::EPSILON * scale
                     || got == want
                     || (got.is_nan() && want.is_nan());
-                assert!(close, "x = {x}: {got} vs {want}");
+                assert!(close, "x = {x} (FMA {FMA}): {got} vs {want}");
             }
         }
     }

@@ -291,8 +291,11 @@ fn kernel<E: HostFloat>(
                     d_theta: dt,
                     d_logits: dl,
                 };
-                *row_sum =
-                    simd::dispatch!(process_row, process_row_wide, (scratch, &rows, outputs));
+                *row_sum = simd::dispatch!(
+                    process_row::<_, { simd::BASELINE_FMA }>,
+                    process_row_wide,
+                    (scratch, &rows, outputs)
+                );
             },
         );
     if let Some(scale) = scale {
@@ -329,16 +332,20 @@ struct RowOutputs<'a, E> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn process_row_wide<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<E>) -> f64 {
-    process_row(s, r, out)
+    process_row::<E, true>(s, r, out)
 }
 
-/// Computes one row and returns its NLL sum.
+/// Computes one row and returns its NLL sum (`FMA`: see [`crate::real::mul_add`]).
 #[inline(always)]
-fn process_row<E: HostFloat>(s: &mut Scratch, r: &RowInputs<E>, out: RowOutputs<E>) -> f64 {
-    zero_count_terms(s, r.x, r.mu, &r.theta, r.eps, r.floor);
-    add_count_terms(s, r.x, &r.theta);
+fn process_row<E: HostFloat, const FMA: bool>(
+    s: &mut Scratch,
+    r: &RowInputs<E>,
+    out: RowOutputs<E>,
+) -> f64 {
+    zero_count_terms::<E, FMA>(s, r.x, r.mu, &r.theta, r.eps, r.floor);
+    add_count_terms::<E, FMA>(s, r.x, &r.theta);
     if let Some(l) = r.logits {
-        zero_inflate(s, r.x, l, r.factor, out.d_logits);
+        zero_inflate::<E, FMA>(s, r.x, l, r.factor, out.d_logits);
     }
     write_derivatives(
         &s.d_mu,
@@ -377,7 +384,7 @@ fn write_derivatives<E: HostFloat>(
 /// `log NB = -θ·log1p(μ/θ)`, `d/dμ = θ(x - μ)/(μ(θ + μ))` (exact for any `x`),
 /// `d/dθ = ln_1p_minus(-μ/(θ + μ))`.
 #[inline(always)]
-fn zero_count_terms<E: HostFloat>(
+fn zero_count_terms<E: HostFloat, const FMA: bool>(
     s: &mut Scratch,
     x: &[E],
     mu: &[E],
@@ -403,14 +410,14 @@ fn zero_count_terms<E: HostFloat>(
         &mut s.inv_theta_plus_mu,
     ]
     .map(|v| v.as_mut_slice());
-    zero_count_pass(x, mu, [tt.theta, tt.inv_theta], eps, floor, out);
+    zero_count_pass::<E, FMA>(x, mu, [tt.theta, tt.inv_theta], eps, floor, out);
 }
 
 /// [`zero_count_terms`]' loop, over slices (so that the compiler knows they do not alias) and
 /// branch-free: `d/dθ` evaluates the series and the difference of `ln_1p_minus` and selects
 /// one, so that the loop vectorises.
 #[inline(always)]
-fn zero_count_pass<E: HostFloat>(
+fn zero_count_pass<E: HostFloat, const FMA: bool>(
     x: &[E],
     mu: &[E],
     [theta, inv_theta]: [&[f64]; 2],
@@ -423,7 +430,7 @@ fn zero_count_pass<E: HostFloat>(
         let m = floor.mu(raw, eps);
         let theta = theta[j];
         let inv = (theta + m).recip();
-        let log1p_ratio = ln_1p_nonnegative(m * inv_theta[j]);
+        let log1p_ratio = ln_1p_nonnegative::<FMA>(m * inv_theta[j]);
         mu_out[j] = m;
         inv_out[j] = inv;
         log_nb[j] = -theta * log1p_ratio;
@@ -446,7 +453,7 @@ fn zero_count_pass<E: HostFloat>(
 /// ([`EasyCounts`], gathered into contiguous columns and finished in vectorised passes);
 /// every other element gets the shared formulas [`nb::log_prob`] and [`nb::d_theta`].
 #[inline(always)]
-fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
+fn add_count_terms<E: HostFloat, const FMA: bool>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
     let easy = &mut s.easy;
     let (n_easy, n_hard) = positions(x, &mut easy.at, &mut easy.hard);
     for &j in &easy.hard[..n_hard] {
@@ -455,7 +462,7 @@ fn add_count_terms<E: HostFloat>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
         s.d_theta[j] = nb::d_theta(count, m, theta);
     }
     easy.gather(n_easy, x, &s.mu, tt, &s.inv_theta_plus_mu);
-    easy.finish();
+    easy.finish::<FMA>();
     for (i, &j) in easy.at[..n_easy].iter().enumerate() {
         s.log_nb[j] += easy.log_ratio[i] - ln_factorial(easy.count[i]);
         s.d_theta[j] = easy.d_theta[i];
@@ -541,7 +548,7 @@ impl EasyCounts {
 
     /// Fills `log_ratio` and `d_theta` (`digamma_sum` in between holds `Σ 1/(θ + k)`).
     #[inline(always)]
-    fn finish(&mut self) {
+    fn finish<const FMA: bool>(&mut self) {
         let n = self.count.len();
         for v in [
             &mut self.log_ratio,
@@ -556,8 +563,8 @@ impl EasyCounts {
             &mut self.log_ratio,
             &mut self.digamma_sum,
         );
-        easy_logs(&mut self.log_ratio);
-        easy_d_theta(
+        easy_logs::<FMA>(&mut self.log_ratio);
+        easy_d_theta::<FMA>(
             [
                 &self.count,
                 &self.mu,
@@ -598,21 +605,21 @@ fn easy_products(
 /// `v ← ln v` for the products (vectorised; `-∞` for a product that underflowed to 0, NaN
 /// for NaN, as `f64::ln`).
 #[inline(always)]
-fn easy_logs(v: &mut [f64]) {
+fn easy_logs<const FMA: bool>(v: &mut [f64]) {
     for x in v.iter_mut() {
-        *x = ln(*x);
+        *x = ln::<FMA>(*x);
     }
 }
 
 /// `d/dθ` of the easy elements (see [`EasyCounts`]), branch-free (vectorised).
 #[inline(always)]
-fn easy_d_theta(
+fn easy_d_theta<const FMA: bool>(
     [count, mu, theta, inv_theta, inv_theta_plus_mu, digamma_sum]: [&[f64]; 6],
     d_theta: &mut [f64],
 ) {
     for i in 0..d_theta.len() {
         let (x, mu, theta, inv) = (count[i], mu[i], theta[i], inv_theta_plus_mu[i]);
-        let below = digamma_sum[i] - ln_1p_nonnegative(x * inv_theta[i]);
+        let below = digamma_sum[i] - ln_1p_nonnegative::<FMA>(x * inv_theta[i]);
         let above = nb::digamma_gap_series(x, theta.max(SERIES_FROM));
         let gap = if theta < SERIES_FROM { below } else { above };
         // ln_1p_minus(r): the series for |r| < 0.1; else ln(1 + r) - r with ln(1 + r) of
@@ -622,7 +629,7 @@ fn easy_d_theta(
         let near = r.abs() < 0.5;
         let u = if near { 1.0 + r } else { (theta + x) * inv };
         let correction = if near { (r - (u - 1.0)) / u } else { 0.0 };
-        let log = ln_corrected(u, correction) - r;
+        let log = ln_corrected::<FMA>(u, correction) - r;
         let series = ln_1p_minus_series(r);
         d_theta[i] = gap + if r.abs() < 0.1 { series } else { log };
     }
@@ -634,7 +641,7 @@ fn easy_d_theta(
 /// [`Lane`]s, both cases for every element, so that the loop vectorises instead of branching
 /// on each count of a sparse row.
 #[inline(always)]
-fn zero_inflate<E: HostFloat>(
+fn zero_inflate<E: HostFloat, const FMA: bool>(
     s: &mut Scratch,
     x: &[E],
     logits: &[E],
@@ -643,7 +650,7 @@ fn zero_inflate<E: HostFloat>(
 ) {
     let (log_nb, d_mu, d_theta) = (&mut s.log_nb[..], &mut s.d_mu[..], &mut s.d_theta[..]);
     for j in 0..x.len() {
-        let (count, l) = (x[j].to_f64(), Lane(logits[j].to_f64()));
+        let (count, l) = (x[j].to_f64(), Lane::<FMA>(logits[j].to_f64()));
         let inflated = zinb::inflate(count <= 0.0, Lane(log_nb[j]), l);
         log_nb[j] = inflated.log_p.0;
         d_mu[j] *= inflated.weight.0;

@@ -21,7 +21,7 @@ use burn::tensor::{DType, Tensor, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
 use super::autodiff::primitive;
-use super::special::exp_with;
+use super::special::exp;
 use super::{CHUNK, HostFloat, HostTensor, downcast, simd, tensor_from};
 use crate::special::is_autodiff;
 
@@ -89,7 +89,7 @@ fn row_forward<E: HostFloat, const FMA: bool>(scratch: &mut Vec<f64>, x: &[E], y
     scratch.extend(x.iter().map(|v| v.to_f64()));
     let max = simd::lanes_fold(scratch, f64::NEG_INFINITY, |m, v| if v > m { v } else { m });
     for e in scratch.iter_mut() {
-        *e = exp_with::<E, FMA>(*e - max);
+        *e = exp::<E, FMA>(*e - max);
     }
     let inv_sum = simd::lanes_fold(scratch, 0.0, |a, v| a + v).recip();
     for (y, e) in y.iter_mut().zip(scratch.iter()) {

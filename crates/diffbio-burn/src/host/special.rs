@@ -1,7 +1,7 @@
 //! Scalar `f64` special functions for the host kernels.
 
 use super::HostFloat;
-use crate::real::{estrin, estrin_with, max_keep_nan, min_keep_nan};
+use crate::real::{estrin_with, max_keep_nan, min_keep_nan};
 use std::sync::OnceLock;
 
 /// `ln 2` split as fdlibm does: `LN2_HI` has 32 trailing zero bits, so `k·LN2_HI` is exact
@@ -99,19 +99,12 @@ pub(crate) fn exp_nonpositive<E: HostFloat, const FMA: bool>(x: f64) -> f64 {
     if x < -708.0 { 0.0 } else { e * scale }
 }
 
-/// `eˣ` for every `f64`, as [`exp_nonpositive`] (the same reduction and polynomial) with the
-/// scale split as `2·2ⁿ⁻¹` so that `n = 1024` does not overflow the exponent field: `∞` above
-/// `ln(f64::MAX)`, 0 below `-708` (no subnormals), NaN for NaN. Within 2 ulp of `f64::exp`
-/// (tested).
+/// `eˣ` for every `f64`, as [`exp_nonpositive`] (the same reduction and polynomial, for
+/// results rounded to `E`, steps fused where `FMA`) with the scale split as `2·2ⁿ⁻¹` so that
+/// `n = 1024` does not overflow the exponent field: `∞` above `ln(f64::MAX)`, 0 below `-708`
+/// (no subnormals), NaN for NaN. For `f64` within 2 ulp of `f64::exp` (tested).
 #[inline(always)]
-pub(crate) fn exp(x: f64) -> f64 {
-    exp_with::<f64, false>(x)
-}
-
-/// [`exp`] for results rounded to `E` (the polynomial's length as in [`exp_nonpositive`]),
-/// its steps fused where `FMA` (see [`crate::real::mul_add`]).
-#[inline(always)]
-pub(crate) fn exp_with<E: HostFloat, const FMA: bool>(x: f64) -> f64 {
+pub(crate) fn exp<E: HostFloat, const FMA: bool>(x: f64) -> f64 {
     let (e, n_bits) = exp_parts::<FMA>(min_keep_nan(max_keep_nan(x, -708.0), 710.0), E::EXP_TERMS);
     let half_scale = f64::from_bits(n_bits.wrapping_add(1022) << 52);
     if x < -708.0 {
@@ -143,16 +136,16 @@ fn exp_parts<const FMA: bool>(x: f64, terms: usize) -> (f64, u64) {
 /// `(x - (u - 1)) / u` that keeps full relative accuracy for small `x`. Within 2 ulp of
 /// `f64::ln_1p` (tested) for finite `x >= 0`.
 #[inline(always)]
-pub(crate) fn ln_1p_nonnegative(x: f64) -> f64 {
+pub(crate) fn ln_1p_nonnegative<const FMA: bool>(x: f64) -> f64 {
     let u = 1.0 + x;
-    ln_corrected(u, (x - (u - 1.0)) / u)
+    ln_corrected::<FMA>(u, (x - (u - 1.0)) / u)
 }
 
 /// `ln(1 + x)` for every `f64`, as [`ln_1p_nonnegative`] (whose formula holds for every
 /// finite `x > -1`) with the special values selected: `-∞` at `-1`, `∞` at `∞`, NaN below
 /// `-1` and for NaN. Within 2 ulp of `f64::ln_1p` (tested).
 #[inline(always)]
-pub(crate) fn ln_1p(x: f64) -> f64 {
+pub(crate) fn ln_1p<const FMA: bool>(x: f64) -> f64 {
     let u = 1.0 + x;
     let special = if u == 0.0 {
         f64::NEG_INFINITY
@@ -161,7 +154,7 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
     } else {
         f64::NAN
     };
-    let value = ln_1p_nonnegative(x);
+    let value = ln_1p_nonnegative::<FMA>(x);
     if (u > 0.0) & (u < f64::INFINITY) {
         value
     } else {
@@ -175,7 +168,7 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
 /// `k·ln2_hi` (ln 2 split so that `k·ln2_hi` is exact for `|k| < 2¹¹`). `k` is formed from
 /// the exponent bits as an `f64` (AVX2 has no 64-bit integer-to-double conversion).
 #[inline(always)]
-pub(crate) fn ln_corrected(u: f64, correction: f64) -> f64 {
+pub(crate) fn ln_corrected<const FMA: bool>(u: f64, correction: f64) -> f64 {
     const TWO_52: f64 = 4_503_599_627_370_496.0;
     let bits = u.to_bits();
     // The biased exponent of `u·√2`, so that m = u / 2^k lies in [√½, √2).
@@ -184,7 +177,7 @@ pub(crate) fn ln_corrected(u: f64, correction: f64) -> f64 {
     let k = f64::from_bits(TWO_52.to_bits() | biased) - (TWO_52 + 1023.0);
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let poly = estrin(&ATANH_SERIES, s2);
+    let poly = estrin_with::<FMA>(&ATANH_SERIES, s2);
     let two_s = 2.0 * s;
     k * LN2_HI + (two_s + (two_s * s2 * poly + (k * LN2_LO + correction)))
 }
@@ -193,12 +186,12 @@ pub(crate) fn ln_corrected(u: f64, correction: f64) -> f64 {
 /// [`ln_corrected`], subnormals scaled by `2⁵⁴` first; `ln 0 = -∞`, `ln ∞ = ∞`, NaN for
 /// negative or NaN `x`, as `f64::ln`. Within 2 ulp of it (tested).
 #[inline(always)]
-pub(crate) fn ln(x: f64) -> f64 {
+pub(crate) fn ln<const FMA: bool>(x: f64) -> f64 {
     const TWO_54: f64 = 18_014_398_509_481_984.0;
     let subnormal = x < f64::MIN_POSITIVE;
     let u = if subnormal { x * TWO_54 } else { x };
     let shift = if subnormal { -54.0 } else { 0.0 };
-    let value = ln_corrected(u, shift * LN2_HI + shift * LN2_LO);
+    let value = ln_corrected::<FMA>(u, shift * LN2_HI + shift * LN2_LO);
     let special = if x == 0.0 {
         f64::NEG_INFINITY
     } else if x == f64::INFINITY {
@@ -261,8 +254,9 @@ mod tests {
             worst.0 = worst.0.max(ulps(exp_nonpositive::<f64, true>(x), want));
             // ln_1p over [0, 1e12], log-spaced, plus tiny and exact-power-of-two arguments.
             let y = (1e-300f64.ln() + t * (1e12f64.ln() - 1e-300f64.ln())).exp();
-            let (got, want) = (ln_1p_nonnegative(y), y.ln_1p());
-            worst.1 = worst.1.max(ulps(got, want));
+            for got in [ln_1p_nonnegative::<false>(y), ln_1p_nonnegative::<true>(y)] {
+                worst.1 = worst.1.max(ulps(got, y.ln_1p()));
+            }
         }
         for y in [
             0.0,
@@ -274,7 +268,8 @@ mod tests {
             0.4142135623730951,
             0.41421356237309515,
         ] {
-            worst.1 = worst.1.max(ulps(ln_1p_nonnegative(y), y.ln_1p()));
+            worst.1 = worst.1.max(ulps(ln_1p_nonnegative::<false>(y), y.ln_1p()));
+            worst.1 = worst.1.max(ulps(ln_1p_nonnegative::<true>(y), y.ln_1p()));
         }
         assert_eq!(exp_nonpositive::<f64, false>(-1000.0), 0.0);
         assert_eq!(exp_nonpositive::<f64, false>(0.0), 1.0);
@@ -295,7 +290,7 @@ mod tests {
             let t = f64::from(i) / 200_000.0;
             let x = -708.0 + t * (f64::MAX.ln() + 708.0);
             let want = x.exp();
-            for got in [exp_with::<f32, false>(x), exp_with::<f32, true>(x)] {
+            for got in [exp::<f32, false>(x), exp::<f32, true>(x)] {
                 worst = worst.max((got - want).abs() / want);
             }
             if x <= 0.0 {
@@ -314,8 +309,8 @@ mod tests {
         );
         assert_eq!(exp_nonpositive::<f32, true>(0.0), 1.0);
         assert_eq!(exp_nonpositive::<f32, true>(-1000.0), 0.0);
-        assert_eq!(exp_with::<f32, true>(710.0), f64::INFINITY);
-        assert!(exp_with::<f32, true>(f64::NAN).is_nan());
+        assert_eq!(exp::<f32, true>(710.0), f64::INFINITY);
+        assert!(exp::<f32, true>(f64::NAN).is_nan());
     }
 
     #[test]
@@ -325,15 +320,17 @@ mod tests {
             let t = f64::from(i) / 400_000.0;
             // exp over [-708, ln(f64::MAX)], both ends included.
             let x = -708.0 + t * (f64::MAX.ln() + 708.0);
-            worst.0 = worst.0.max(ulps(exp(x), x.exp()));
-            worst.0 = worst.0.max(ulps(exp_with::<f64, true>(x), x.exp()));
+            worst.0 = worst.0.max(ulps(exp::<f64, false>(x), x.exp()));
+            worst.0 = worst.0.max(ulps(exp::<f64, true>(x), x.exp()));
             // ln_1p over (-1, 0): 1 + y from 2⁻⁵³ to 1, log-spaced; and over [0, 1e300].
             let u = (-53.0 * (1.0 - t) * core::f64::consts::LN_2).exp();
             let y = u - 1.0;
-            worst.1 = worst.1.max(ulps(ln_1p(y), y.ln_1p()));
-            let y = (1e-300f64.ln() + t * (1e300f64.ln() - 1e-300f64.ln())).exp();
-            worst.1 = worst.1.max(ulps(ln_1p(y), y.ln_1p()));
-            worst.1 = worst.1.max(ulps(ln_1p(-y.min(0.5)), (-y.min(0.5)).ln_1p()));
+            let large = (1e-300f64.ln() + t * (1e300f64.ln() - 1e-300f64.ln())).exp();
+            for y in [y, large, -large.min(0.5)] {
+                for got in [ln_1p::<false>(y), ln_1p::<true>(y)] {
+                    worst.1 = worst.1.max(ulps(got, y.ln_1p()));
+                }
+            }
         }
         assert!(
             worst.0 <= 2 && worst.1 <= 2,
@@ -341,16 +338,20 @@ mod tests {
             worst.0,
             worst.1
         );
-        assert_eq!(exp(710.0), f64::INFINITY);
-        assert_eq!(exp(f64::INFINITY), f64::INFINITY);
-        assert_eq!(exp(-709.0), 0.0);
-        assert_eq!(exp(f64::NEG_INFINITY), 0.0);
-        assert!(exp(f64::NAN).is_nan());
-        assert_eq!(ln_1p(-1.0), f64::NEG_INFINITY);
-        assert_eq!(ln_1p(f64::INFINITY), f64::INFINITY);
-        assert_eq!(ln_1p(0.0), 0.0);
-        assert!(ln_1p(-1.5).is_nan() && ln_1p(f64::NEG_INFINITY).is_nan());
-        assert!(ln_1p(f64::NAN).is_nan());
+        for exp in [exp::<f64, false>, exp::<f64, true>] {
+            assert_eq!(exp(710.0), f64::INFINITY);
+            assert_eq!(exp(f64::INFINITY), f64::INFINITY);
+            assert_eq!(exp(-709.0), 0.0);
+            assert_eq!(exp(f64::NEG_INFINITY), 0.0);
+            assert!(exp(f64::NAN).is_nan());
+        }
+        for ln_1p in [ln_1p::<false>, ln_1p::<true>] {
+            assert_eq!(ln_1p(-1.0), f64::NEG_INFINITY);
+            assert_eq!(ln_1p(f64::INFINITY), f64::INFINITY);
+            assert_eq!(ln_1p(0.0), 0.0);
+            assert!(ln_1p(-1.5).is_nan() && ln_1p(f64::NEG_INFINITY).is_nan());
+            assert!(ln_1p(f64::NAN).is_nan());
+        }
     }
 
     #[test]
@@ -369,18 +370,22 @@ mod tests {
             f64::MAX,
         ];
         for x in magnitudes.chain(specials) {
-            let (got, want) = (ln(x), x.ln());
-            let err = if want.is_finite() {
-                ulps(got, want)
-            } else {
-                u64::from(got != want)
-            };
-            if err > worst.0 {
-                worst = (err, x);
+            let want = x.ln();
+            for got in [ln::<false>(x), ln::<true>(x)] {
+                let err = if want.is_finite() {
+                    ulps(got, want)
+                } else {
+                    u64::from(got != want)
+                };
+                if err > worst.0 {
+                    worst = (err, x);
+                }
             }
         }
-        assert!(ln(-1.0).is_nan() && ln(f64::NAN).is_nan() && ln(f64::NEG_INFINITY).is_nan());
-        assert_eq!(ln(f64::INFINITY), f64::INFINITY);
+        for ln in [ln::<false>, ln::<true>] {
+            assert!(ln(-1.0).is_nan() && ln(f64::NAN).is_nan() && ln(f64::NEG_INFINITY).is_nan());
+            assert_eq!(ln(f64::INFINITY), f64::INFINITY);
+        }
         assert!(worst.0 <= 2, "worst ulp (error, argument): {worst:?}");
     }
 }
