@@ -76,12 +76,6 @@ use data::{YeastFiles, peaks};
 use model::BpnetModel;
 use training::{BpnetTrainingConfig, COUNT, LOSS, PROFILE};
 
-/// glibc's allocator returns each large tensor buffer to the kernel and faults it in again
-/// on the next allocation: a third of the NdArray training time here (44 s vs 31 s an
-/// epoch). mimalloc keeps them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// What to run on, and where; the training settings are flags of `BpnetTrainingConfig`.
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
@@ -273,6 +267,7 @@ fn run<B: AutodiffBackend>(
 }
 
 fn main() -> Result<()> {
+    common::keep_freed_memory();
     let parsed = exit_on_usage_error(parse(std::env::args()))?;
     dispatch_backend!(parsed.0.device, run, &parsed).map(|_| ())
 }
