@@ -11,7 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::Adaptor;
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
 use diffbio_burn::losses::bpnet::BpnetMixtureLoss;
-use diffbio_burn::nn::{conv1d, conv1d_relu};
+use diffbio_burn::nn::{conv1d, conv1d_relu, residual_conv1d_relu};
 
 use crate::common::train::{BatchStats, clip_global_norm};
 
@@ -102,7 +102,7 @@ impl<B: Backend> Bpnet<B> {
         );
         let mut h = conv1d_relu(&self.stem, one_hot);
         for layer in &self.tower {
-            h = h.clone() + conv1d_relu(layer, h);
+            h = residual_conv1d_relu(layer, h);
         }
         let filters = h.dims()[1];
         // bpnet-lite convolves the whole window and trims; only the output window plus the

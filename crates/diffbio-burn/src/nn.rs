@@ -5,7 +5,8 @@
 //! on which `burn-ndarray` 0.21's convolution is slow: forward + backward of BPNet's layers on
 //! a `[64, C, ~850]` batch take 1.9–2.5 s with it and 11–32 ms with this kernel
 //! (`benches/conv.rs`). [`conv1d_relu`] fuses the ReLU that follows each of BPNet's stem and
-//! tower convolutions into the same kernel.
+//! tower convolutions into the same kernel, and [`residual_conv1d_relu`] the tower's residual
+//! addition as well.
 //!
 //! [`softmax`] is `burn::tensor::activation::softmax` with a fused host kernel over the last
 //! dimension: scVI's decoder turns every cell's gene scores into proportions with it, and
@@ -39,7 +40,7 @@ use crate::dispatch::host_or;
 /// As `Conv1d::forward`: if `x`'s channels differ from the layer's input channels or the
 /// output would be empty.
 pub fn conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let geometry = host_geometry(conv, &x, false);
+    let geometry = host_geometry(conv, &x, false, false);
     host_or!(
         B,
         geometry.is_some(),
@@ -58,12 +59,47 @@ pub fn conv1d<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
 /// # Shapes and panics
 /// As [`conv1d`].
 pub fn conv1d_relu<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let geometry = host_geometry(conv, &x, true);
+    let geometry = host_geometry(conv, &x, true, false);
     host_or!(
         B,
         geometry.is_some(),
         host_conv1d(conv, x, geometry.expect("checked")),
         burn::tensor::activation::relu(conv.forward(x))
+    )
+}
+
+/// `x + relu(conv.forward(x))`, a residual layer (BPNet's dilated tower): [`conv1d_relu`]
+/// with the addition of `x` fused into the host kernel's output pass, and in the backward step
+/// the input's gradient starting from the upstream gradient (the residual path) before the
+/// transposed products add the convolution's. Where the host kernel does not apply,
+/// `x.clone() + relu(conv.forward(x))`. On `burn-ndarray` the separate addition is a pass
+/// over the layer's output forward and another backward (the two gradients of `x` summed),
+/// each on one thread.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, length]`; output: the same. The layer must keep both: as many
+///   output channels as input channels, and padding that keeps the length.
+///
+/// # Panics
+/// As [`conv1d`], and if the convolution's output shape differs from `x`'s.
+pub fn residual_conv1d_relu<B: Backend>(conv: &Conv1d<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let geometry = host_geometry(conv, &x, true, true);
+    host_or!(
+        B,
+        geometry.is_some(),
+        host_conv1d(conv, x, geometry.expect("checked")),
+        {
+            let y = burn::tensor::activation::relu(conv.forward(x.clone()));
+            assert_eq!(
+                y.dims(),
+                x.dims(),
+                "residual_conv1d_relu: the convolution's output {:?} differs from its input \
+                 x {:?}",
+                y.dims(),
+                x.dims()
+            );
+            x + y
+        }
     )
 }
 
@@ -74,7 +110,12 @@ type Geometry = ();
 
 /// The sizes for the host kernel, if it applies to this layer and input.
 #[cfg(feature = "ndarray")]
-fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>, relu: bool) -> Option<Geometry> {
+fn host_geometry<B: Backend>(
+    conv: &Conv1d<B>,
+    x: &Tensor<B, 3>,
+    relu: bool,
+    residual: bool,
+) -> Option<Geometry> {
     use burn::nn::PaddingConfig1d;
     use burn::tensor::DType;
 
@@ -91,7 +132,8 @@ fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>, relu: bool) -> 
         matches!(x.dtype(), DType::F32 | DType::F64) && conv.weight.val().dtype() == x.dtype();
     let padded = len + pad_left + pad_right;
     let sizes = n > 0 && c_in > 0 && c_out > 0 && k > 0 && padded > reach;
-    (simple && float && sizes).then_some(Geometry {
+    let keeps_shape = c_out == c_in && padded - reach.min(padded) == len;
+    (simple && float && sizes && (keeps_shape || !residual)).then_some(Geometry {
         n,
         c_in,
         c_out,
@@ -101,11 +143,17 @@ fn host_geometry<B: Backend>(conv: &Conv1d<B>, x: &Tensor<B, 3>, relu: bool) -> 
         pad_left,
         out_len: padded - reach,
         relu,
+        residual,
     })
 }
 
 #[cfg(not(feature = "ndarray"))]
-fn host_geometry<B: Backend>(_: &Conv1d<B>, _: &Tensor<B, 3>, _: bool) -> Option<Geometry> {
+fn host_geometry<B: Backend>(
+    _: &Conv1d<B>,
+    _: &Tensor<B, 3>,
+    _: bool,
+    _: bool,
+) -> Option<Geometry> {
     None
 }
 

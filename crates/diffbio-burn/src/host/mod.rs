@@ -145,7 +145,7 @@ impl HostTensor {
 }
 
 /// A float element the host kernels read and write: `f32` or `f64`, NdArray's float types.
-pub(crate) trait HostFloat: burn::tensor::Element + Copy + Send + Sync {
+pub(crate) trait HostFloat: burn::tensor::Element + Copy + PartialOrd + Send + Sync {
     /// Terms of `eʳ`'s Taylor series (`|r| <= ln 2 / 2`) that results rounded to this
     /// precision need: 14 for `f64` (truncation < 5e-18 relative), 10 for `f32` (< 1e-11,
     /// under a ten-thousandth of `f32`'s rounding). See [`special::exp_nonpositive`].

@@ -8,7 +8,7 @@ use burn::nn::conv::Conv1dConfig;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
-use diffbio_burn::nn::{conv1d, conv1d_relu};
+use diffbio_burn::nn::{conv1d, conv1d_relu, residual_conv1d_relu};
 
 fn fused_conv1d_matches_burn<B: AutodiffBackend>() {
     let device = Default::default();
@@ -25,13 +25,16 @@ fn fused_conv1d_matches_burn<B: AutodiffBackend>() {
         let _ = (conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
         let x = Tensor::<B, 3>::random([3, c_in, 150], Distribution::Normal(0.0, 1.0), &device);
         let u = Tensor::<B, 3>::random([3, c_out, 150], Distribution::Normal(0.0, 1.0), &device);
-        let run = |ours: bool, with_relu: bool| {
+        // 0: the convolution, 1: with the ReLU, 2: a residual layer `x + relu(conv(x))`.
+        let run = |ours: bool, variant: usize| {
             let x = x.clone().require_grad();
-            let y = match (ours, with_relu) {
-                (true, false) => conv1d(&conv, x.clone()),
-                (false, false) => conv.forward(x.clone()),
-                (true, true) => conv1d_relu(&conv, x.clone()),
-                (false, true) => relu(conv.forward(x.clone())),
+            let y = match (ours, variant) {
+                (true, 0) => conv1d(&conv, x.clone()),
+                (false, 0) => conv.forward(x.clone()),
+                (true, 1) => conv1d_relu(&conv, x.clone()),
+                (false, 1) => relu(conv.forward(x.clone())),
+                (true, _) => residual_conv1d_relu(&conv, x.clone()),
+                (false, _) => x.clone() + relu(conv.forward(x.clone())),
             };
             let grads = (y.clone() * u.clone()).sum().backward();
             let bias = conv.bias.as_ref().unwrap().grad(&grads).unwrap();
@@ -42,13 +45,14 @@ fn fused_conv1d_matches_burn<B: AutodiffBackend>() {
                 to_f64(bias),
             ]
         };
-        for with_relu in [false, true] {
-            let (ours, burns) = (run(true, with_relu), run(false, with_relu));
+        let variants = if c_in == c_out { 0..3 } else { 0..2 };
+        for variant in variants {
+            let (ours, burns) = (run(true, variant), run(false, variant));
             for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(ours.iter().zip(&burns)) {
                 // Entries are sums of up to 2400 products of O(1) terms (dw: 3·150 per tap).
                 let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
                 assert_close(
-                    &format!("{c_in}->{c_out} k{k}, relu {with_relu}: {what}"),
+                    &format!("{c_in}->{c_out} k{k}, variant {variant}: {what}"),
                     a,
                     b,
                     1e-5 * scale,

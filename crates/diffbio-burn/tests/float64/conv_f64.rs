@@ -1,7 +1,8 @@
 //! `nn::conv1d` (the fused host convolution) against Burn's own `Conv1d::forward`, values and
 //! the gradients of input, weight and bias, on `Autodiff<NdArray<f64>>` and on plain
 //! `NdArray<f64>`, for the shapes BPNet uses and the edges of the padding arithmetic; and
-//! `nn::conv1d_relu` (the ReLU fused in) against `relu(Conv1d::forward)`.
+//! `nn::conv1d_relu` (the ReLU fused in) against `relu(Conv1d::forward)`; and
+//! `nn::residual_conv1d_relu` against `x + relu(Conv1d::forward(x))`.
 
 use crate::common::{AdF64 as B, F64, assert_close, assert_native_float_dtype, to_f64};
 use burn::module::{AutodiffModule, Param};
@@ -9,7 +10,7 @@ use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use diffbio_burn::nn::{conv1d, conv1d_relu};
+use diffbio_burn::nn::{conv1d, conv1d_relu, residual_conv1d_relu};
 
 /// `(batch, c_in, c_out, kernel, dilation, padding, length, bias)`.
 type Case = (
@@ -145,6 +146,71 @@ fn fused_conv1d_relu_equals_burns_conv_then_relu() {
             1e-12,
         );
     }
+}
+
+/// Layers that keep their input's shape: a dilated tower layer, one channel with one-sided
+/// padding, no bias, a 1-wide kernel.
+fn residual_cases() -> Vec<Case> {
+    use PaddingConfig1d::{Explicit, Valid};
+    vec![
+        (2, 8, 8, 3, 8, Explicit(8, 8), 40, true),
+        (1, 1, 1, 3, 1, Explicit(0, 2), 7, true),
+        (3, 4, 4, 5, 2, Explicit(4, 4), 30, false),
+        (2, 6, 6, 1, 1, Valid, 9, true),
+    ]
+}
+
+#[test]
+fn fused_residual_conv1d_relu_equals_burns_x_plus_relu_conv() {
+    let burns_layer = |c: &Conv1d<B>, x: Tensor<B, 3>| x.clone() + relu(c.forward(x));
+    for (i, case) in residual_cases().iter().enumerate() {
+        let conv = layer(case);
+        let (n, c_in, len) = (case.0, case.1, case.6);
+        let x = input(case, 200 + i as u64);
+        let ours = run(&conv, &x, [n, c_in, len], residual_conv1d_relu);
+        let burns = run(&conv, &x, [n, c_in, len], burns_layer);
+        // Both gradient paths of x must be there: the ReLU clips part of the outputs (the
+        // convolution's path is masked there, the residual's is not).
+        let conv_out = to_f64(relu(conv.forward(Tensor::<B, 3>::from_data(
+            TensorData::new(x.clone(), [n, c_in, len]),
+            &Default::default(),
+        ))));
+        let clipped = conv_out.iter().filter(|&&v| v == 0.0).count();
+        assert!(
+            clipped > 0 && clipped < conv_out.len(),
+            "case {i}: {clipped} clipped"
+        );
+        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
+            .iter()
+            .zip(ours.iter().zip(&burns))
+        {
+            assert_eq!(a.len(), b.len(), "case {i} residual {what}: sizes");
+            assert_close(&format!("case {i} residual: {what}"), a, b, 1e-13, 1e-12);
+        }
+        let plain = layer(case).valid();
+        let x =
+            Tensor::<F64, 3>::from_data(TensorData::new(x, [n, c_in, len]), &Default::default());
+        let (ours, burns) = (
+            to_f64(residual_conv1d_relu(&plain, x.clone())),
+            to_f64(x.clone() + relu(plain.forward(x))),
+        );
+        assert_close(
+            &format!("case {i} residual: inference"),
+            &ours,
+            &burns,
+            1e-13,
+            1e-12,
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "residual_conv1d_relu: the convolution's output [3, 8, 60]")]
+fn residual_conv1d_relu_rejects_a_layer_that_changes_the_shape() {
+    // The stem: 4 channels in, 8 out.
+    let conv = layer(&cases()[0]);
+    let x = Tensor::<B, 3>::zeros([3, 4, 60], &Default::default());
+    let _ = residual_conv1d_relu(&conv, x);
 }
 
 #[test]
