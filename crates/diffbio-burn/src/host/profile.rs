@@ -69,35 +69,19 @@ fn nll_row_body<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f6
     row_nll(total, dot, sum_ln_factorial(c))
 }
 
-/// Accumulator lanes of the row kernels: a single running sum (or maximum) is a serial
-/// dependency chain, eight independent ones vectorise.
-const LANES: usize = 8;
-
-/// `(Σ y, Σ y·l)`, each in its own loop of [`LANES`] lanes: with both in one loop, LLVM's
-/// SLP vectoriser paired `(y, y·l)` in two-lane registers and the loop ran at scalar speed.
+/// `(Σ y, Σ y·l)`, each in its own lane loop ([`simd::lanes_dot`]), without branches on the
+/// (mostly zero) counts.
 #[inline(always)]
 fn count_sums<E: HostFloat, F: HostFloat>(y: &[E], l: &[F]) -> (f64, f64) {
-    (lanes_dot(y, y, |a, _| a), lanes_dot(y, l, |a, b| a * b))
+    (
+        simd::lanes_dot(y, y, |a, _| a),
+        simd::lanes_dot(y, l, |a, b| a * b),
+    )
 }
 
-/// `Σ f(a, b)` over `a` and `b` (zipped, the length of the shorter), in [`LANES`] lanes.
-#[inline(always)]
-fn lanes_dot<E: HostFloat, F: HostFloat>(a: &[E], b: &[F], f: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut acc = [0.0; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail = a_chunks.remainder().iter().zip(b_chunks.remainder());
-    for (ac, bc) in a_chunks.zip(b_chunks) {
-        for j in 0..LANES {
-            acc[j] += f(ac[j].to_f64(), bc[j].to_f64());
-        }
-    }
-    let sum = acc.iter().sum::<f64>();
-    tail.fold(sum, |sum, (ak, bk)| sum + f(ak.to_f64(), bk.to_f64()))
-}
-
-/// `x ← exp(x - max)` for `x <= max` (results to be rounded to `E`), returning `Σ exp(x - max)`: a plain loop (the loop
-/// vectoriser takes it; `exp` inside fixed lanes was unrolled to scalar code instead), then
-/// the sum in lanes.
+/// `x ← exp(x - max)` for `x <= max` (results to be rounded to `E`), returning
+/// `Σ exp(x - max)`: a plain loop (the loop vectoriser takes it; `exp` inside fixed lanes was
+/// unrolled to scalar code instead), then the sum in lanes.
 #[inline(always)]
 fn exp_shifted_sum<E: HostFloat, const FMA: bool>(x: &mut [f64], max: f64) -> f64 {
     for v in x.iter_mut() {
@@ -137,8 +121,9 @@ fn softmax_nll_row_wide<E: HostFloat>(
     softmax_nll_row_body::<E, true>(l, y, w, d, scratch)
 }
 
-/// Passes over the row: widen, maximum, count sums, `exp` with its sum, the derivative. Plain loops over fixed lanes only, so that they are inlined into the
-/// AVX2 copy and vectorise (`map(..).collect()` was outlined without the target features).
+/// Passes over the row: widen, maximum, count sums, `exp` with its sum, the derivative. Plain
+/// loops and lane-wise reductions only, so that they are inlined into the AVX2 copy and
+/// vectorise (`map(..).collect()` was outlined without the target features).
 #[inline(always)]
 fn softmax_nll_row_body<E: HostFloat, const FMA: bool>(
     l: &[E],

@@ -6,6 +6,8 @@
 //! copy when the CPU has both features (checked at run time, cached by `std`); elsewhere it calls
 //! the baseline copy. Results may differ in the last bit between the two (FMA rounding).
 
+use super::HostFloat;
+
 /// `dispatch!(name, name_wide, (args..))` calls `name_wide(args..)` (the
 /// `#[target_feature(enable = "avx2,fma")]` copy of the `#[inline(always)]` function `name`)
 /// when the CPU supports both features, else `name(args..)`. `name` may carry generic
@@ -38,12 +40,15 @@ pub(crate) use dispatch;
 /// add separately; the `_wide` copies pass `true`.
 pub(crate) const BASELINE_FMA: bool = cfg!(any(target_feature = "fma", target_arch = "aarch64"));
 
-/// `x` folded with `f` in eight independent lanes, then the lanes folded in order: the lanes
-/// vectorise (inside a `dispatch!`ed kernel) where one accumulator would be a serial
+/// Independent accumulators of [`lanes_fold`] and [`lanes_dot`]: a single running sum (or
+/// maximum) is a serial dependency chain, eight independent ones vectorise.
+const LANES: usize = 8;
+
+/// `x` folded with `f` in [`LANES`] independent lanes, then the lanes folded in order: the
+/// lanes vectorise (inside a `dispatch!`ed kernel) where one accumulator would be a serial
 /// dependency chain. For sums the rounding differs from a sequential sum only in order.
 #[inline(always)]
 pub(crate) fn lanes_fold(x: &[f64], init: f64, f: impl Fn(f64, f64) -> f64) -> f64 {
-    const LANES: usize = 8;
     let mut acc = [init; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -54,4 +59,25 @@ pub(crate) fn lanes_fold(x: &[f64], init: f64, f: impl Fn(f64, f64) -> f64) -> f
     }
     let acc = acc.iter().fold(init, |a, &v| f(a, v));
     tail.iter().fold(acc, |a, &v| f(a, v))
+}
+
+/// `Σ f(a[k], b[k])` over `a` and `b` zipped (the length of the shorter), widened to `f64`,
+/// in [`LANES`] lanes as [`lanes_fold`]. Keep one such sum per loop: with two in one loop,
+/// LLVM's SLP vectoriser paired them in two-lane registers and the loop ran at scalar speed.
+#[inline(always)]
+pub(crate) fn lanes_dot<E: HostFloat, F: HostFloat>(
+    a: &[E],
+    b: &[F],
+    f: impl Fn(f64, f64) -> f64,
+) -> f64 {
+    let mut acc = [0.0; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = a_chunks.remainder().iter().zip(b_chunks.remainder());
+    for (ac, bc) in a_chunks.zip(b_chunks) {
+        for j in 0..LANES {
+            acc[j] += f(ac[j].to_f64(), bc[j].to_f64());
+        }
+    }
+    let sum = acc.iter().sum::<f64>();
+    tail.fold(sum, |sum, (ak, bk)| sum + f(ak.to_f64(), bk.to_f64()))
 }

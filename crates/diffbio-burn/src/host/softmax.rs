@@ -118,24 +118,10 @@ fn row_backward_wide<E: HostFloat>(y: &[E], dy: &[E], dx: &mut [E]) {
     row_backward(y, dy, dx)
 }
 
-/// One row of [`backward`]: the dot product in eight lanes, then the update.
+/// One row of [`backward`]: the dot product in lanes ([`simd::lanes_dot`]), then the update.
 #[inline(always)]
 fn row_backward<E: HostFloat>(y: &[E], dy: &[E], dx: &mut [E]) {
-    const LANES: usize = 8;
-    let mut acc = [0.0f64; LANES];
-    let (y_chunks, dy_chunks) = (y.chunks_exact(LANES), dy.chunks_exact(LANES));
-    let tail: f64 = y_chunks
-        .remainder()
-        .iter()
-        .zip(dy_chunks.remainder())
-        .map(|(y, dy)| y.to_f64() * dy.to_f64())
-        .sum();
-    for (y, dy) in y_chunks.zip(dy_chunks) {
-        for j in 0..LANES {
-            acc[j] += y[j].to_f64() * dy[j].to_f64();
-        }
-    }
-    let dot = acc.iter().sum::<f64>() + tail;
+    let dot = simd::lanes_dot(y, dy, |y, dy| y * dy);
     for ((dx, y), dy) in dx.iter_mut().zip(y).zip(dy) {
         *dx = E::from_f64(y.to_f64() * (dy.to_f64() - dot));
     }
