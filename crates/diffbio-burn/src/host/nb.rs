@@ -455,7 +455,7 @@ fn zero_count_pass<E: HostFloat, const FMA: bool>(
 #[inline(always)]
 fn add_count_terms<E: HostFloat, const FMA: bool>(s: &mut Scratch, x: &[E], tt: &ThetaRow) {
     let easy = &mut s.easy;
-    let (n_easy, n_hard) = positions(x, &mut easy.at, &mut easy.hard);
+    let (n_easy, n_hard) = positions(x, &mut easy.kinds, &mut easy.at, &mut easy.hard);
     for &j in &easy.hard[..n_hard] {
         let (count, theta, m) = (x[j].to_f64(), tt.theta[j], s.mu[j]);
         s.log_nb[j] = nb::log_prob(count, m, theta);
@@ -464,7 +464,7 @@ fn add_count_terms<E: HostFloat, const FMA: bool>(s: &mut Scratch, x: &[E], tt: 
     easy.gather(n_easy, x, &s.mu, tt, &s.inv_theta_plus_mu);
     easy.finish::<FMA>();
     for (i, &j) in easy.at[..n_easy].iter().enumerate() {
-        s.log_nb[j] += easy.log_ratio[i] - ln_factorial(easy.count[i]);
+        s.log_nb[j] += easy.log_ratio[i];
         s.d_theta[j] = easy.d_theta[i];
     }
 }
@@ -476,34 +476,44 @@ fn add_count_terms<E: HostFloat, const FMA: bool>(s: &mut Scratch, x: &[E], tt: 
 #[inline(always)]
 fn positions<E: HostFloat>(
     x: &[E],
+    kinds: &mut Vec<u8>,
     easy: &mut Vec<usize>,
     hard: &mut Vec<usize>,
 ) -> (usize, usize) {
-    easy.resize(x.len() + 1, 0);
-    hard.resize(x.len() + 1, 0);
-    let (mut n_easy, mut n_hard) = (0, 0);
-    for (j, count) in x.iter().enumerate() {
+    // First each count's kind, bit 0 easy and bit 1 hard (a pass that vectorises), then the
+    // two lists from the kinds.
+    kinds.clear();
+    kinds.extend(x.iter().map(|count| {
         let count = count.to_f64();
         // NaN fails every comparison, so it is neither zero nor easy: hard (NaN out).
         let is_easy = (count > 0.0) & (count <= SMALL_COUNT) & (count.fract() == 0.0);
         let is_hard = !(count == 0.0) & !is_easy;
+        u8::from(is_easy) | (u8::from(is_hard) << 1)
+    }));
+    easy.resize(x.len() + 1, 0);
+    hard.resize(x.len() + 1, 0);
+    // Slices, so that the lists' addresses stay in registers.
+    let (easy, hard) = (&mut easy[..], &mut hard[..]);
+    let (mut n_easy, mut n_hard) = (0, 0);
+    for (j, &kind) in kinds.iter().enumerate() {
         easy[n_easy] = j;
         hard[n_hard] = j;
-        n_easy += usize::from(is_easy);
-        n_hard += usize::from(is_hard);
+        n_easy += usize::from(kind & 1);
+        n_hard += usize::from(kind >> 1);
     }
     (n_easy, n_hard)
 }
 
-/// A row's easy elements (small positive integer counts) as columns, and what they add:
-/// `log_ratio = ln Π_{k<x} (θ + k)·q` (`q = μ/(θ + μ)`) and the complete
+/// A row's easy elements (small positive integer counts) as columns, ordered by count, and
+/// what they add: `log_ratio = ln Π_{k<x} (θ + k)·q - ln x!` (`q = μ/(θ + μ)`) and the complete
 ///
 /// ```text
 /// d/dθ = [ψ(x+θ) - ψ(θ) - ln_1p(x/θ)] + ln_1p_minus(r),   r = (x - μ)/(θ + μ)
 /// ```
 ///
-/// (as [`nb::d_theta`]). The products run per element (at most 16 factors, each between
-/// ~1e-16 and ~24 below `θ = 8`, so nothing overflows), with the digamma difference below
+/// (as [`nb::d_theta`]). The products run one factor `k` at a time over the columns whose
+/// counts exceed `k`, a prefix in count order ([`easy_products`]; at most 16 factors, each
+/// between ~1e-16 and ~24 below `θ = 8`, so nothing overflows), with the digamma difference below
 /// `θ = 8` as the finite sum `Σ 1/(θ + k) = P'/P` (`P = Π (θ + k)`, one division). Everything
 /// else is a branch-free pass over the columns, which the compiler vectorises: the logs are
 /// [`ln_corrected`]'s, and each pass evaluates both forms where the shared formula branches
@@ -511,6 +521,8 @@ fn positions<E: HostFloat>(
 /// would cancel against `ln_1p(x/θ)`).
 #[derive(Default)]
 struct EasyCounts {
+    /// Each count's kind ([`positions`]).
+    kinds: Vec<u8>,
     at: Vec<usize>,
     hard: Vec<usize>,
     count: Vec<f64>,
@@ -521,6 +533,12 @@ struct EasyCounts {
     log_ratio: Vec<f64>,
     digamma_sum: Vec<f64>,
     d_theta: Vec<f64>,
+    /// Products' scratch column.
+    scratch: Vec<f64>,
+    /// `at` ordered by count ([`EasyCounts::sort_by_count`]).
+    sorted: Vec<usize>,
+    /// `above[k]`: how many easy counts exceed `k`.
+    above: [usize; SMALL],
 }
 
 impl EasyCounts {
@@ -534,6 +552,7 @@ impl EasyCounts {
         tt: &ThetaRow,
         inv_theta_plus_mu: &[f64],
     ) {
+        self.sort_by_count(n, x);
         let at = &self.at[..n];
         let column = |v: &mut Vec<f64>, f: &dyn Fn(usize) -> f64| {
             v.clear();
@@ -546,7 +565,33 @@ impl EasyCounts {
         column(&mut self.inv_theta_plus_mu, &|j| inv_theta_plus_mu[j]);
     }
 
-    /// Fills `log_ratio` and `d_theta` (`digamma_sum` in between holds `Σ 1/(θ + k)`).
+    /// Orders the first `n` positions in `at` by their count, largest first (a counting sort,
+    /// stable), and counts into `above` how many exceed each `k`.
+    #[inline(always)]
+    fn sort_by_count<E: HostFloat>(&mut self, n: usize, x: &[E]) {
+        // Easy counts are integers in 1..=SMALL: bin c - 1.
+        let bin = |j: usize| x[j].to_f64() as usize - 1;
+        let mut histogram = [0usize; SMALL];
+        for &j in &self.at[..n] {
+            histogram[bin(j)] += 1;
+        }
+        let (mut next, mut total) = ([0usize; SMALL], 0);
+        for c in (0..SMALL).rev() {
+            next[c] = total;
+            total += histogram[c];
+            self.above[c] = total;
+        }
+        self.sorted.resize(n, 0);
+        for &j in &self.at[..n] {
+            let c = bin(j);
+            self.sorted[next[c]] = j;
+            next[c] += 1;
+        }
+        self.at[..n].copy_from_slice(&self.sorted);
+    }
+
+    /// Fills `log_ratio` and `d_theta` (`digamma_sum` in between holds `Σ 1/(θ + k)`);
+    /// after [`EasyCounts::sort_by_count`].
     #[inline(always)]
     fn finish<const FMA: bool>(&mut self) {
         let n = self.count.len();
@@ -554,16 +599,31 @@ impl EasyCounts {
             &mut self.log_ratio,
             &mut self.digamma_sum,
             &mut self.d_theta,
+            &mut self.scratch,
         ] {
             v.resize(n, 0.0);
         }
         // Each pass is a function of slices, so that the compiler knows they do not alias.
         easy_products(
-            [&self.count, &self.mu, &self.theta, &self.inv_theta_plus_mu],
-            &mut self.log_ratio,
-            &mut self.digamma_sum,
+            [&self.mu, &self.theta, &self.inv_theta_plus_mu],
+            &self.above,
+            [
+                &mut self.log_ratio,
+                &mut self.scratch,
+                &mut self.digamma_sum,
+            ],
         );
         easy_logs::<FMA>(&mut self.log_ratio);
+        // `- ln x!`, one constant for each count's run of the sorted columns.
+        let mut end = 0;
+        for c in (0..SMALL).rev() {
+            let start = end;
+            end = self.above[c];
+            let ln_x_factorial = ln_factorial((c + 1) as f64);
+            for v in &mut self.log_ratio[start..end] {
+                *v -= ln_x_factorial;
+            }
+        }
         easy_d_theta::<FMA>(
             [
                 &self.count,
@@ -579,26 +639,32 @@ impl EasyCounts {
 }
 
 /// Per element: `Π_{k<x} (θ + k)·q` into `product` and, below θ = 8, `Σ 1/(θ + k)` into
-/// `digamma_sum` (see [`EasyCounts`]).
+/// `digamma_sum` (see [`EasyCounts`]), for elements ordered by count, largest first, of which
+/// `above[k]` have a count above `k`. Step `k` multiplies the factor `k` into those elements,
+/// a prefix of the columns: a plain loop over slices that vectorises, which a loop over each
+/// element's own count (a different length every time) did not. Per element the operations
+/// and their order are those of that loop.
 #[inline(always)]
 fn easy_products(
-    [count, mu, theta, inv_theta_plus_mu]: [&[f64]; 4],
-    product: &mut [f64],
-    digamma_sum: &mut [f64],
+    [mu, theta, inv_theta_plus_mu]: [&[f64]; 3],
+    above: &[usize; SMALL],
+    [product, p, dp]: [&mut [f64]; 3],
 ) {
-    for i in 0..product.len() {
-        let (x, theta) = (count[i], theta[i]);
-        let q = mu[i] * inv_theta_plus_mu[i];
-        let theta_small = theta.min(SERIES_FROM);
-        let (mut prod, mut p, mut dp, mut k) = (1.0, 1.0, 0.0, 0.0);
-        while k < x {
-            prod *= (theta + k) * q;
-            dp = dp * (theta_small + k) + p;
-            p *= theta_small + k;
-            k += 1.0;
+    product.fill(1.0);
+    p.fill(1.0);
+    dp.fill(0.0);
+    for (k, &n) in above.iter().enumerate() {
+        let k = k as f64;
+        let (product, p, dp) = (&mut product[..n], &mut p[..n], &mut dp[..n]);
+        for i in 0..n {
+            let t = theta[i].min(SERIES_FROM) + k;
+            product[i] *= (theta[i] + k) * (mu[i] * inv_theta_plus_mu[i]);
+            dp[i] = dp[i] * t + p[i];
+            p[i] *= t;
         }
-        product[i] = prod;
-        digamma_sum[i] = dp / p;
+    }
+    for i in 0..dp.len() {
+        dp[i] /= p[i];
     }
 }
 
@@ -660,4 +726,5 @@ fn zero_inflate<E: HostFloat, const FMA: bool>(
 }
 
 /// Counts up to this are handled by [`EasyCounts`]' finite products.
-const SMALL_COUNT: f64 = 16.0;
+const SMALL: usize = 16;
+const SMALL_COUNT: f64 = SMALL as f64;

@@ -64,7 +64,7 @@ fn nb_inputs(rng: &mut StdRng, n: usize) -> Vec<(Vec<f64>, [usize; 2])> {
     let x: Vec<f64> = (0..n)
         .map(|i| match i % 4 {
             0 => 0.0,
-            1 => f64::from(rng.random_range(1..16)),
+            1 => f64::from(rng.random_range(1..=16)),
             2 => f64::from(rng.random_range(17..5000)),
             _ => f64::from(rng.random_range(0..4)),
         })
