@@ -7,6 +7,9 @@
 //! off, as in a training loop over trusted data. Filter with criterion's own argument, e.g.
 //! `cargo bench --bench hmm -- host`.
 
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -46,6 +49,7 @@ fn data<B: AutodiffBackend>(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, 
 }
 
 fn forward_backward(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let mut group = c.benchmark_group("hmm");
     for (b, t, s, e) in [(64, 1000, 4, 4), (8, 10_000, 8, 4)] {
         group.sample_size(10);

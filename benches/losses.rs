@@ -8,7 +8,9 @@
 //! `--features wgpu` the same benchmarks also run on `Autodiff<Wgpu>` (groups suffixed
 //! `_wgpu`). Inputs are seeded and scRNA-like (NB counts, ~75 % zeros). Validation is off, as
 //! in a training loop; each iteration ends with a device sync so lazy backends are timed
-//! fully.
+//! fully. The allocator is the examples' (mimalloc, keeping freed memory; see
+//! `examples/common/alloc.rs`): with glibc's, the `[512, 2000]` losses spent about a fifth
+//! of their time faulting their fresh output buffers in from the kernel.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::log_softmax;
@@ -23,6 +25,8 @@ use diffbio_burn::losses::negative_binomial::NegativeBinomialLossConfig;
 use diffbio_burn::losses::vae::VaeLossConfig;
 use diffbio_burn::losses::zinb::ZinbLossConfig;
 
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 mod data;
 
 /// Runs `f` as criterion benchmark `group/id` (reported under `target/criterion/group/id`).
@@ -176,6 +180,7 @@ fn all<B: AutodiffBackend>(c: &mut Criterion, suffix: &str) {
 }
 
 fn benches(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     all::<Autodiff<NdArray<f32>>>(c, "");
     #[cfg(feature = "wgpu")]
     all::<Autodiff<burn::backend::Wgpu>>(c, "_wgpu");
