@@ -92,6 +92,33 @@ fn run(
     ]
 }
 
+/// The outputs of [`run`] for ours and Burn's layer agree in size and to 1e-13 / 1e-12.
+fn assert_runs_agree(label: &str, ours: &[Vec<f64>; 4], burns: &[Vec<f64>; 4]) {
+    for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
+        .iter()
+        .zip(ours.iter().zip(burns))
+    {
+        assert_eq!(a.len(), b.len(), "{label}: {what}: sizes");
+        assert_close(&format!("{label}: {what}"), a, b, 1e-13, 1e-12);
+    }
+}
+
+/// `ours` and `burns` agree to 1e-13 / 1e-12 without autodiff (plain `NdArray<f64>`, where
+/// the host kernel runs untracked), on a new layer of `case` and the input `x` of its shape.
+fn assert_inference_agrees(
+    label: &str,
+    case: &Case,
+    x: Vec<f64>,
+    ours: impl Fn(&Conv1d<F64>, Tensor<F64, 3>) -> Tensor<F64, 3>,
+    burns: impl Fn(&Conv1d<F64>, Tensor<F64, 3>) -> Tensor<F64, 3>,
+) {
+    let plain = layer(case).valid();
+    let (n, c_in, len) = (case.0, case.1, case.6);
+    let x = Tensor::<F64, 3>::from_data(TensorData::new(x, [n, c_in, len]), &Default::default());
+    let (ours, burns) = (to_f64(ours(&plain, x.clone())), to_f64(burns(&plain, x)));
+    assert_close(&format!("{label}: inference"), &ours, &burns, 1e-13, 1e-12);
+}
+
 #[test]
 fn fused_conv1d_equals_burns_values_and_gradients() {
     assert_native_float_dtype::<B>(&Default::default());
@@ -101,13 +128,7 @@ fn fused_conv1d_equals_burns_values_and_gradients() {
         let x = input(case, i as u64);
         let ours = run(&conv, &x, [n, c_in, len], conv1d);
         let burns = run(&conv, &x, [n, c_in, len], |c, x| c.forward(x));
-        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
-            .iter()
-            .zip(ours.iter().zip(&burns))
-        {
-            assert_eq!(a.len(), b.len(), "case {i} {what}: sizes");
-            assert_close(&format!("case {i} {case:?}: {what}"), a, b, 1e-13, 1e-12);
-        }
+        assert_runs_agree(&format!("case {i} {case:?}"), &ours, &burns);
     }
 }
 
@@ -125,26 +146,9 @@ fn fused_conv1d_relu_equals_burns_conv_then_relu() {
             clipped > 0 && clipped < burns[0].len(),
             "case {i}: {clipped} clipped"
         );
-        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
-            .iter()
-            .zip(ours.iter().zip(&burns))
-        {
-            assert_close(&format!("case {i} relu: {what}"), a, b, 1e-13, 1e-12);
-        }
-        let plain = layer(case).valid();
-        let x =
-            Tensor::<F64, 3>::from_data(TensorData::new(x, [n, c_in, len]), &Default::default());
-        let (ours, burns) = (
-            to_f64(conv1d_relu(&plain, x.clone())),
-            to_f64(relu(plain.forward(x))),
-        );
-        assert_close(
-            &format!("case {i} relu: inference"),
-            &ours,
-            &burns,
-            1e-13,
-            1e-12,
-        );
+        let label = format!("case {i} relu");
+        assert_runs_agree(&label, &ours, &burns);
+        assert_inference_agrees(&label, case, x, conv1d_relu, |c, x| relu(c.forward(x)));
     }
 }
 
@@ -180,27 +184,11 @@ fn fused_residual_conv1d_relu_equals_burns_x_plus_relu_conv() {
             clipped > 0 && clipped < conv_out.len(),
             "case {i}: {clipped} clipped"
         );
-        for (what, (a, b)) in ["output", "d/dx", "d/dweight", "d/dbias"]
-            .iter()
-            .zip(ours.iter().zip(&burns))
-        {
-            assert_eq!(a.len(), b.len(), "case {i} residual {what}: sizes");
-            assert_close(&format!("case {i} residual: {what}"), a, b, 1e-13, 1e-12);
-        }
-        let plain = layer(case).valid();
-        let x =
-            Tensor::<F64, 3>::from_data(TensorData::new(x, [n, c_in, len]), &Default::default());
-        let (ours, burns) = (
-            to_f64(residual_conv1d_relu(&plain, x.clone())),
-            to_f64(x.clone() + relu(plain.forward(x))),
-        );
-        assert_close(
-            &format!("case {i} residual: inference"),
-            &ours,
-            &burns,
-            1e-13,
-            1e-12,
-        );
+        let label = format!("case {i} residual");
+        assert_runs_agree(&label, &ours, &burns);
+        assert_inference_agrees(&label, case, x, residual_conv1d_relu, |c, x| {
+            x.clone() + relu(c.forward(x))
+        });
     }
 }
 
@@ -251,21 +239,8 @@ fn fused_conv1d_tracks_only_what_requires_grad() {
 #[test]
 fn fused_conv1d_without_autodiff_equals_burns() {
     for (i, case) in cases().iter().enumerate() {
-        let conv = layer(case).valid();
-        let (n, c_in, len) = (case.0, case.1, case.6);
-        let x = Tensor::<F64, 3>::from_data(
-            TensorData::new(input(case, i as u64), [n, c_in, len]),
-            &Default::default(),
-        );
-        let ours = to_f64(conv1d(&conv, x.clone()));
-        let burns = to_f64(conv.forward(x));
-        assert_close(
-            &format!("case {i}: inference output"),
-            &ours,
-            &burns,
-            1e-13,
-            1e-12,
-        );
+        let x = input(case, i as u64);
+        assert_inference_agrees(&format!("case {i}"), case, x, conv1d, |c, x| c.forward(x));
     }
 }
 
