@@ -122,24 +122,47 @@ fn process_piece<E: HostFloat, F, const K: usize, const N: usize>(
     let xs = slices.map(|s| &s[start..start + len]);
     let at = |j: usize| f(xs.map(|x| x[j].to_f64()));
     if scale.is_some() {
-        // Values into an L1-sized scratch block, then summed lane-wise: both loops vectorise
-        // (a running sum, or accumulators indexed `j % LANES`, kept the loop scalar).
-        const BLOCK: usize = 1024;
-        let mut scratch = [0.0f64; BLOCK];
-        let mut total = 0.0;
-        for first in (0..len).step_by(BLOCK) {
-            let block = &mut scratch[..BLOCK.min(len - first)];
-            for (i, value_out) in block.iter_mut().enumerate() {
-                let j = first + i;
+        // Eight elements at a time, one accumulator per lane: each group's inputs are loaded
+        // before its outputs are stored, so that the group vectorises without knowing that
+        // the outputs don't alias the inputs (a single running sum would be a serial chain).
+        const LANES: usize = simd::LANES;
+        let mut acc = [0.0f64; LANES];
+        let whole = len - len % LANES;
+        let mut first = 0;
+        while first < whole {
+            let mut group = [[0.0f64; K]; LANES];
+            for k in 0..K {
+                let x = &xs[k][first..first + LANES];
+                for lane in 0..LANES {
+                    group[lane][k] = x[lane].to_f64();
+                }
+            }
+            let mut out = [[0.0f64; LANES]; N];
+            for lane in 0..LANES {
+                let (value, d) = f(group[lane]);
+                acc[lane] += value;
+                for k in 0..N {
+                    out[k][lane] = d[k] * factor;
+                }
+            }
+            for k in 0..N {
+                let d = &mut ds[k][first..first + LANES];
+                for lane in 0..LANES {
+                    d[lane].write(E::from_f64(out[k][lane]));
+                }
+            }
+            first += LANES;
+        }
+        let tail: f64 = (whole..len)
+            .map(|j| {
                 let (value, d) = at(j);
-                *value_out = value;
                 for k in 0..N {
                     ds[k][j].write(E::from_f64(d[k] * factor));
                 }
-            }
-            total += simd::lanes_fold(block, 0.0, |a, v| a + v);
-        }
-        *p = total;
+                value
+            })
+            .sum();
+        *p = acc.iter().sum::<f64>() + tail;
     } else {
         for j in 0..len {
             let (value, d) = at(j);

@@ -42,7 +42,7 @@ pub(crate) const BASELINE_FMA: bool = cfg!(any(target_feature = "fma", target_ar
 
 /// Independent accumulators of [`lanes_fold`] and [`lanes_dot`]: a single running sum (or
 /// maximum) is a serial dependency chain, eight independent ones vectorise.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 
 /// `x` folded with `f` in [`LANES`] independent lanes, then the lanes folded in order: the
 /// lanes vectorise (inside a `dispatch!`ed kernel) where one accumulator would be a serial
