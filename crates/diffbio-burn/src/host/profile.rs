@@ -3,6 +3,8 @@
 //! count log1p-MSE and all derivatives in one pass per region). See
 //! [`multinomial`](crate::losses::multinomial) and [`bpnet`](crate::losses::bpnet).
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use rayon::prelude::*;
 
@@ -28,15 +30,10 @@ pub(crate) fn multinomial_nll<B: Backend, const D: usize>(
         ($e:ty) => {{
             let (lp, c) = (host[0].slice::<$e>(), host[1].slice::<$e>());
             let factor = -scale.unwrap_or(1.0);
-            let mut d = vec![<$e>::from_f64(0.0); rows * width];
-            let per_row: Vec<f64> = d
-                .par_chunks_mut(width.max(1))
-                .enumerate()
-                .map(|(r, d)| {
-                    let span = r * width..(r + 1) * width;
-                    nll_row(&lp[span.clone()], &c[span], factor, d)
-                })
-                .collect();
+            let (d, per_row) = par_rows::<$e, _>(rows, width, |r, _, d| {
+                let span = r * width..(r + 1) * width;
+                nll_row(&lp[span.clone()], &c[span], factor, d)
+            });
             let d = tensor_from(d, shape, &device);
             attach_rows::<B, $e, D>(per_row, scale, log_probs, d)
         }};
@@ -49,22 +46,22 @@ pub(crate) fn multinomial_nll<B: Backend, const D: usize>(
 
 /// One row of the multinomial NLL of counts `c` under log-probabilities `lp`:
 /// `-Σ c·lp + Σ ln c! - ln N!`; writes the derivative `factor · c` into `d`.
-fn nll_row<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+fn nll_row<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [MaybeUninit<E>]) -> f64 {
     simd::dispatch!(nll_row_body, nll_row_wide, (lp, c, factor, d))
 }
 
 /// [`nll_row_body`] compiled for AVX2+FMA (see [`simd`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn nll_row_wide<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+fn nll_row_wide<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [MaybeUninit<E>]) -> f64 {
     nll_row_body(lp, c, factor, d)
 }
 
 #[inline(always)]
-fn nll_row_body<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [E]) -> f64 {
+fn nll_row_body<E: HostFloat>(lp: &[E], c: &[E], factor: f64, d: &mut [MaybeUninit<E>]) -> f64 {
     let (total, dot) = count_sums(c, lp);
     for (dk, ck) in d.iter_mut().zip(c) {
-        *dk = E::from_f64(ck.to_f64() * factor);
+        dk.write(E::from_f64(ck.to_f64() * factor));
     }
     row_nll(total, dot, sum_ln_factorial(c))
 }
@@ -98,7 +95,7 @@ fn softmax_nll_row<E: HostFloat>(
     l: &[E],
     y: &[E],
     w: f64,
-    d: &mut [E],
+    d: &mut [MaybeUninit<E>],
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
     simd::dispatch!(
@@ -115,7 +112,7 @@ fn softmax_nll_row_wide<E: HostFloat>(
     l: &[E],
     y: &[E],
     w: f64,
-    d: &mut [E],
+    d: &mut [MaybeUninit<E>],
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
     softmax_nll_row_body::<E, true>(l, y, w, d, scratch)
@@ -129,7 +126,7 @@ fn softmax_nll_row_body<E: HostFloat, const FMA: bool>(
     l: &[E],
     y: &[E],
     w: f64,
-    d: &mut [E],
+    d: &mut [MaybeUninit<E>],
     scratch: &mut Vec<f64>,
 ) -> (f64, f64) {
     scratch.resize(l.len(), 0.0);
@@ -143,7 +140,7 @@ fn softmax_nll_row_body<E: HostFloat, const FMA: bool>(
     let lse = max + sum_exp.ln();
     let softmax_scale = w * total / sum_exp;
     for k in 0..l.len() {
-        d[k] = E::from_f64(softmax_scale * shifted[k] - w * y[k].to_f64());
+        d[k].write(E::from_f64(softmax_scale * shifted[k] - w * y[k].to_f64()));
     }
     (
         row_nll(total, dot - total * lse, sum_ln_factorial(y)),
@@ -166,15 +163,10 @@ pub(crate) fn multinomial_nll_logits<B: Backend, const D: usize>(
         ($e:ty) => {{
             let (l, c) = (host[0].slice::<$e>(), host[1].slice::<$e>());
             let w = scale.unwrap_or(1.0);
-            let mut d = vec![<$e>::from_f64(0.0); rows * width];
-            let per_row: Vec<f64> = d
-                .par_chunks_mut(width.max(1))
-                .enumerate()
-                .map_init(Vec::new, |scratch, (r, d)| {
-                    let span = r * width..(r + 1) * width;
-                    softmax_nll_row(&l[span.clone()], &c[span], w, d, scratch).0
-                })
-                .collect();
+            let (d, per_row) = par_rows::<$e, _>(rows, width, |r, scratch, d| {
+                let span = r * width..(r + 1) * width;
+                softmax_nll_row(&l[span.clone()], &c[span], w, d, scratch).0
+            });
             let d = tensor_from(d, shape, &device);
             attach_rows::<B, $e, D>(per_row, scale, logits, d)
         }};
@@ -302,18 +294,13 @@ pub(crate) fn mixture<B: Backend>(
                 host[2].slice::<$e>(),
             );
             let (p_scale, c_scale) = scales.map_or((1.0, 1.0), |s| (s.profile, s.count));
-            let mut d_logits = vec![<$e>::from_f64(0.0); n * width];
-            let per_row: Vec<(f64, f64, f64)> = d_logits
-                .par_chunks_mut(width.max(1))
-                .enumerate()
-                .map_init(Vec::new, |scratch, (r, d)| {
-                    let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
-                    let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d, scratch);
-                    let profile = labels[r] * nll;
-                    let res = residual(lc[r].to_f64(), total);
-                    (profile, res * res, -2.0 * res * c_scale)
-                })
-                .collect();
+            let (d_logits, per_row) = par_rows::<$e, _>(n, width, |r, scratch, d| {
+                let (y, l) = (&y[r * width..][..width], &logits[r * width..][..width]);
+                let (nll, total) = softmax_nll_row(l, y, labels[r] * p_scale, d, scratch);
+                let profile = labels[r] * nll;
+                let res = residual(lc[r].to_f64(), total);
+                (profile, res * res, -2.0 * res * c_scale)
+            });
             let d_lc = per_row.iter().map(|r| <$e>::from_f64(r.2)).collect();
             let split = |f: fn(&(f64, f64, f64)) -> f64| per_row.iter().map(f).collect::<Vec<_>>();
             let reduce = |v: Vec<f64>, s: f64| values::<B, $e>(v, scales.map(|_| s), &device);
@@ -334,6 +321,27 @@ pub(crate) fn mixture<B: Backend>(
         DType::F64 => run!(f64),
         _ => run!(f32),
     }
+}
+
+/// `row(r, scratch, d)` for each of `rows` rows of `width` elements, in parallel (`scratch` a
+/// per-thread buffer): each call writes every element of its row `d` of the derivative.
+/// Returns the derivative, `[rows · width]`, and the rows' results. The derivative is not
+/// zeroed first: without that memset the MNLL-from-logits bench ran about 12 % faster.
+fn par_rows<E: HostFloat, T: Send>(
+    rows: usize,
+    width: usize,
+    row: impl Fn(usize, &mut Vec<f64>, &mut [MaybeUninit<E>]) -> T + Sync + Send,
+) -> (Vec<E>, Vec<T>) {
+    let n = rows * width;
+    let mut d = Vec::with_capacity(n);
+    let per_row = d.spare_capacity_mut()[..n]
+        .par_chunks_mut(width.max(1))
+        .enumerate()
+        .map_init(Vec::new, |scratch, (r, d)| row(r, scratch, d))
+        .collect();
+    // SAFETY: the rows cover `0..n` and each call wrote every element of its row.
+    unsafe { d.set_len(n) };
+    (d, per_row)
 }
 
 /// `(rows, L, shape)` of a `[..., L]` tensor: the leading dimensions' product, the last.
