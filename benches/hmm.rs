@@ -9,6 +9,8 @@
 
 #[path = "../examples/common/alloc.rs"]
 mod alloc;
+#[path = "../examples/common/threads.rs"]
+mod threads;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -49,6 +51,7 @@ fn data<B: AutodiffBackend>(b: usize, t: usize, s: usize, e: usize) -> (Hmm<B>, 
 }
 
 fn forward_backward(c: &mut Criterion) {
+    threads::join_rayon_pool();
     alloc::keep_freed_memory();
     let mut group = c.benchmark_group("hmm");
     for (b, t, s, e) in [(64, 1000, 4, 4), (8, 10_000, 8, 4)] {

@@ -28,6 +28,8 @@ use diffbio_burn::losses::zinb::ZinbLossConfig;
 #[path = "../examples/common/alloc.rs"]
 mod alloc;
 mod data;
+#[path = "../examples/common/threads.rs"]
+mod threads;
 
 /// Runs `f` as criterion benchmark `group/id` (reported under `target/criterion/group/id`).
 fn bench(c: &mut Criterion, group: &str, id: &str, f: impl FnMut(&mut criterion::Bencher)) {
@@ -180,6 +182,7 @@ fn all<B: AutodiffBackend>(c: &mut Criterion, suffix: &str) {
 }
 
 fn benches(c: &mut Criterion) {
+    threads::join_rayon_pool();
     alloc::keep_freed_memory();
     all::<Autodiff<NdArray<f32>>>(c, "");
     #[cfg(feature = "wgpu")]

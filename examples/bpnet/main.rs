@@ -267,6 +267,7 @@ fn run<B: AutodiffBackend>(
 }
 
 fn main() -> Result<()> {
+    common::join_rayon_pool();
     common::keep_freed_memory();
     let parsed = exit_on_usage_error(parse(std::env::args()))?;
     dispatch_backend!(parsed.0.device, run, &parsed).map(|_| ())

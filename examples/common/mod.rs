@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod config_cli;
 pub mod metrics;
 pub mod plot;
+pub mod threads;
 pub mod train;
 
 use std::fmt::Display;
@@ -18,6 +19,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 pub use alloc::keep_freed_memory;
+pub use threads::join_rayon_pool;
 
 /// The compute device an example trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
