@@ -11,6 +11,8 @@
 //! fully. The allocator is the examples' (mimalloc, keeping freed memory; see
 //! `examples/common/alloc.rs`): with glibc's, the `[512, 2000]` losses spent about a fifth
 //! of their time faulting their fresh output buffers in from the kernel.
+//! The calling thread is one of rayon's workers, as in the examples (see
+//! `examples/common/threads.rs`).
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::log_softmax;

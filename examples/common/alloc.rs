@@ -1,5 +1,6 @@
-//! The allocator of the examples and of the loss benchmarks (`benches/losses.rs` includes
-//! this file): mimalloc, keeping freed memory.
+//! The allocator of the examples and of the loss, HMM and VAE-kernel benchmarks
+//! (`benches/losses.rs`, `hmm.rs` and `vae_kernel.rs` include this file): mimalloc, keeping
+//! freed memory.
 
 /// The examples' allocator. glibc's returns each large tensor buffer to the kernel and faults
 /// it in again on the next allocation: a third of the BPNet example's NdArray training time

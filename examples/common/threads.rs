@@ -1,4 +1,5 @@
-//! The rayon pool of the examples and of the benchmarks (`benches/*.rs` include this file).
+//! The rayon pool of the examples and of the loss, HMM and VAE-kernel benchmarks
+//! (`benches/losses.rs`, `hmm.rs` and `vae_kernel.rs` include this file).
 
 /// Makes the calling thread a worker of rayon's global pool (as many threads as cores, this
 /// one included), as the master thread is in PyTorch's OpenMP pool. A parallel kernel called
